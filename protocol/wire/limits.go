@@ -1,0 +1,67 @@
+package wire
+
+import "time"
+
+// Protocol limits (spec 02-encoding §4, which mirrors this file). Every
+// decoder checks its input against these before allocating; every node
+// enforces them on what it receives. Changing one is a protocol change.
+const (
+	// Envelopes and messages (spec 03-envelope).
+
+	// MaxPlaintext is the largest message content a client may seal, in bytes.
+	MaxPlaintext = 60 * 1024
+	// MaxEnvelopeCiphertext bounds an envelope's ciphertext: the largest
+	// padding bucket plus the AEAD tag.
+	MaxEnvelopeCiphertext = 64*1024 + 16
+	// MaxContentType is the highest content-type code defined in v1.
+	MaxContentType = 3
+
+	// Stamps (spec 04-stamps).
+
+	// MaxStampBatch is the most leaves one node signature may cover.
+	MaxStampBatch = 4096
+	// MaxStampPath is the longest Merkle path: ceil(log2(MaxStampBatch)).
+	MaxStampPath = 12
+
+	// Disclosures (spec 05-disclosures).
+
+	// MaxDisclosureItems is the most messages one report may disclose.
+	MaxDisclosureItems = 32
+	// MaxReasonText bounds the reporter's free-text reason, in bytes.
+	MaxReasonText = 1024
+	// MaxDisclosureAge is how long after its stamp a message stays
+	// reportable. Nodes keep the ticket-to-account link this long.
+	MaxDisclosureAge = 30 * 24 * time.Hour
+	// MaxClockSkew is how far in the future a signed time may lie before it
+	// is refused, to absorb clock differences between machines.
+	MaxClockSkew = 5 * time.Minute
+
+	// Room keys (spec 06-room-keys).
+
+	// MaxSkippedKeys is the most out-of-order message keys a receiving chain
+	// keeps; older gaps are forgotten and their messages refused.
+	MaxSkippedKeys = 1024
+	// MaxSkipAhead is the furthest ahead of the next expected sequence a
+	// single message may jump.
+	MaxSkipAhead = 1024
+
+	// Lottery (spec 07-lottery).
+
+	// MaxInterestTags is the most interest tags one ticket may carry.
+	MaxInterestTags = 8
+	// MaxAvoidTags is the most avoid tags one ticket may carry.
+	MaxAvoidTags = 8
+	// MaxTicketsPerEpoch is the most tickets one matching may take.
+	MaxTicketsPerEpoch = 1 << 20
+	// MaxNodesPerEpoch is the most nodes whose reveals feed one seed.
+	MaxNodesPerEpoch = 4096
+
+	// Blobs (spec 08-blobs).
+
+	// BlobChunkSize is the plaintext size of every blob chunk but the last.
+	BlobChunkSize = 64 * 1024
+	// MaxBlobChunks bounds a blob's chunk count (2 GiB of plaintext).
+	MaxBlobChunks = 32 * 1024
+	// MaxBlobLink bounds the length of a blob link's text form.
+	MaxBlobLink = 512
+)
