@@ -305,7 +305,7 @@ func (k TicketKeys) Sign(label string, parts ...[]byte) Signature { return k.sig
 func (k TicketKeys) SharedSecret(peer DHPublic) ([]byte, error) {
 	s, err := curve25519.X25519(k.dh[:], peer[:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
 	return s, nil
 }

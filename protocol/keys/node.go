@@ -36,7 +36,7 @@ func ParseNodeID(s string) (NodeID, error) {
 	}
 	b, err := base58Decode(s)
 	if err != nil {
-		return n, fmt.Errorf("%w: peer ID %q: %v", ErrInvalidKey, truncate(s), err)
+		return n, fmt.Errorf("%w: peer ID %q: %w", ErrInvalidKey, truncate(s), err)
 	}
 	return NodeIDFromPeerIDBytes(b)
 }

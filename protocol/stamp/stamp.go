@@ -181,6 +181,9 @@ func (s *Stamp) Append(e *wire.Encoder) {
 	e.I64(s.Time)
 	e.U32(s.Index)
 	e.U32(s.Count)
+	if len(s.Path) > wire.MaxStampPath {
+		panic("stamp: path longer than MaxStampPath") // Sign and Read never build one
+	}
 	e.U8(uint8(len(s.Path)))
 	for i := range s.Path {
 		e.Fixed(s.Path[i][:])

@@ -29,6 +29,11 @@ const (
 	MaxDisclosureItems = 32
 	// MaxReasonText bounds the reporter's free-text reason, in bytes.
 	MaxReasonText = 1024
+	// MaxDisclosureSize bounds a whole encoded disclosure, in bytes: a round
+	// figure above the largest valid encoding (MaxDisclosureItems items of
+	// MaxPlaintext bytes with longest stamp paths, and MaxReasonText), so a
+	// node can bound a report's read before it parses it.
+	MaxDisclosureSize = 2 << 20
 	// MaxDisclosureAge is how long after its stamp a message stays
 	// reportable. Nodes keep the ticket-to-account link this long.
 	MaxDisclosureAge = 30 * 24 * time.Hour

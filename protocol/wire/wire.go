@@ -87,8 +87,12 @@ func (e *Encoder) I64(v int64) { e.U64(uint64(v)) }
 // fixes (keys, hashes, signatures).
 func (e *Encoder) Fixed(b []byte) { e.buf = append(e.buf, b...) }
 
-// Bytes32 appends b prefixed by its length as a uint32.
+// Bytes32 appends b prefixed by its length as a uint32. b must be shorter
+// than 4 GiB.
 func (e *Encoder) Bytes32(b []byte) {
+	if uint64(len(b)) > 0xffffffff {
+		panic("wire: Bytes32 field longer than 4 GiB")
+	}
 	e.U32(uint32(len(b)))
 	e.buf = append(e.buf, b...)
 }
@@ -223,15 +227,15 @@ func (d *Decoder) Fixed(dst []byte) {
 	}
 }
 
-// Bytes32 reads a uint32-length-prefixed field of at most max bytes and
+// Bytes32 reads a uint32-length-prefixed field of at most limit bytes and
 // returns a copy of it.
-func (d *Decoder) Bytes32(max int) []byte {
+func (d *Decoder) Bytes32(limit int) []byte {
 	n := d.U32()
 	if d.err != nil {
 		return nil
 	}
-	if uint64(n) > uint64(max) {
-		d.Fail("length %d exceeds limit %d", n, max)
+	if uint64(n) > uint64(limit) {
+		d.Fail("length %d exceeds limit %d", n, limit)
 		return nil
 	}
 	s := d.take(int(n))
@@ -243,15 +247,15 @@ func (d *Decoder) Bytes32(max int) []byte {
 	return out
 }
 
-// Bytes16 reads a uint16-length-prefixed field of at most max bytes and
+// Bytes16 reads a uint16-length-prefixed field of at most limit bytes and
 // returns a copy of it.
-func (d *Decoder) Bytes16(max int) []byte {
+func (d *Decoder) Bytes16(limit int) []byte {
 	n := d.U16()
 	if d.err != nil {
 		return nil
 	}
-	if int(n) > max {
-		d.Fail("length %d exceeds limit %d", n, max)
+	if int(n) > limit {
+		d.Fail("length %d exceeds limit %d", n, limit)
 		return nil
 	}
 	s := d.take(int(n))
@@ -263,21 +267,21 @@ func (d *Decoder) Bytes16(max int) []byte {
 	return out
 }
 
-// String16 reads a String16 field of at most max bytes.
-func (d *Decoder) String16(max int) string {
-	return string(d.Bytes16(max))
+// String16 reads a String16 field of at most limit bytes.
+func (d *Decoder) String16(limit int) string {
+	return string(d.Bytes16(limit))
 }
 
-// Count reads a uint16 list length and checks it against max. It also checks
+// Count reads a uint16 list length and checks it against limit. It also checks
 // that at least minItemSize bytes per item remain, so a hostile count cannot
 // make the caller allocate more than the input justifies.
-func (d *Decoder) Count(max, minItemSize int) int {
+func (d *Decoder) Count(limit, minItemSize int) int {
 	n := int(d.U16())
 	if d.err != nil {
 		return 0
 	}
-	if n > max {
-		d.Fail("count %d exceeds limit %d", n, max)
+	if n > limit {
+		d.Fail("count %d exceeds limit %d", n, limit)
 		return 0
 	}
 	if minItemSize > 0 && n > d.Remaining()/minItemSize {
