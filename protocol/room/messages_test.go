@@ -8,10 +8,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/hkdf"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/hkdf"
 
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
