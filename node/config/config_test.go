@@ -24,7 +24,7 @@ type sample struct {
 	Name    string `toml:"name" comment:"The node's name.\nSecond line."`
 	Verbose bool   `toml:"verbose"`
 	Store   inner  `toml:"store" comment:"Storage."`
-	Ignored int // no toml tag: not a setting
+	Ignored int    // no toml tag: not a setting
 }
 
 func defaults() *sample {
