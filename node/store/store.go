@@ -32,12 +32,13 @@ var ErrClosed = errors.New("store: closed")
 
 // Config is the store's part of the node configuration.
 type Config struct {
-	// Dir is the directory of the pebble database. Required.
-	Dir string
+	// Dir is the directory of the pebble database. Required. The node sets
+	// it to <data_dir>/store; it is not a config file setting.
+	Dir string `toml:"-"`
 	// CacheBytes is the block cache size. Default 64 MiB.
-	CacheBytes int64
+	CacheBytes int64 `toml:"cache_bytes" comment:"Block cache size in bytes (default 67108864, 64 MiB)."`
 	// MemTableBytes is the size of one memtable. Default 32 MiB.
-	MemTableBytes uint64
+	MemTableBytes uint64 `toml:"memtable_bytes" comment:"Size of one memtable in bytes (default 33554432, 32 MiB)."`
 }
 
 // Validate reports every problem with c at once.
@@ -54,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultConfig returns the defaults, with Dir empty.
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
 func (c Config) withDefaults() Config {
 	if c.CacheBytes == 0 {
