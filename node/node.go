@@ -1,0 +1,292 @@
+// Package node is parleyd: it wires the node's subsystems together and runs
+// them. Each subsystem lives in its own package under node/ and does one job:
+//
+//   - store: the pebble database; synced, group-committed writes.
+//   - accounts: registration, challenge login, session tokens, suspension.
+//   - rooms, mailbox, relay: rooms, each account's event log (what sync
+//     returns), and the send path that stamps and durably stores envelopes.
+//   - pairing: the lottery on this node: tickets, epochs, the draw.
+//   - api: the client HTTP API (spec 09).
+//   - ops: the operator listener (metrics, liveness, readiness, admin).
+//   - config, nodekey: the config file and the node's key file.
+//
+// New builds everything from a Config, in dependency order, explicitly; Run
+// serves until its context ends and then shuts down gracefully: it stops
+// being ready, stops accepting requests, drains in-flight ones, stops the
+// subsystems' goroutines and closes the store last.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parley-chat/parley/node/nodekey"
+	"github.com/parley-chat/parley/node/ops"
+	"github.com/parley-chat/parley/node/store"
+	"github.com/parley-chat/parley/protocol/keys"
+)
+
+// Version is the software version, set at build time with
+// -ldflags "-X github.com/parley-chat/parley/node.Version=...".
+var Version = "dev"
+
+// Config is the whole node configuration, as in the config file that
+// `parleyd init` writes. Every field's default is in its comment.
+type Config struct {
+	// DataDir holds the store, the node key and the admin token. Required.
+	DataDir string `toml:"data_dir" comment:"Directory for the node's data: the store, node.key, admin.token. Required."`
+	// Network separates Parley networks; nodes with different IDs never mix.
+	// Default "parley-local".
+	Network string `toml:"network" comment:"Network ID: nodes of different networks never talk (default \"parley-local\")."`
+	// Log configures logging.
+	Log LogConfig `toml:"log" comment:"Logging."`
+	// Client is the client API listener.
+	Client ListenerConfig `toml:"client" comment:"The client API (spec/09-client-api.md)."`
+	// Operator is the operator listener (metrics, health, admin).
+	Operator ListenerConfig `toml:"operator" comment:"The operator listener: /metrics, /livez, /readyz and the admin API. Keep it private."`
+	// ShutdownTimeout bounds the graceful drain on shutdown. Default 15s.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout" comment:"How long a graceful shutdown may drain requests before it forces them closed (default \"15s\")."`
+	// Store configures the database.
+	Store store.Config `toml:"store" comment:"The database (pebble), under <data_dir>/store."`
+}
+
+// LogConfig configures the node's log output.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `toml:"level" comment:"debug, info, warn or error (default \"info\")."`
+	// Format is text or json. Default text.
+	Format string `toml:"format" comment:"text or json (default \"text\")."`
+}
+
+// ListenerConfig is one HTTP listener.
+type ListenerConfig struct {
+	// Listen is host:port. Client default 127.0.0.1:7480, operator
+	// 127.0.0.1:7481. Port 0 picks a free port.
+	Listen string `toml:"listen" comment:"host:port to listen on; port 0 picks a free port."`
+}
+
+// DefaultConfig returns the defaults of every setting, with DataDir empty.
+func DefaultConfig() Config {
+	return Config{
+		Network:         "parley-local",
+		Log:             LogConfig{Level: "info", Format: "text"},
+		Client:          ListenerConfig{Listen: "127.0.0.1:7480"},
+		Operator:        ListenerConfig{Listen: "127.0.0.1:7481"},
+		ShutdownTimeout: 15 * time.Second,
+		Store:           store.DefaultConfig(),
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is required"))
+	}
+	if c.Network == "" {
+		errs = append(errs, errors.New("network is required"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q is not debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
+	}
+	for name, l := range map[string]string{"client.listen": c.Client.Listen, "operator.listen": c.Operator.Listen} {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, l, err))
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown_timeout must be positive"))
+	}
+	st := c.Store
+	st.Dir = c.StoreDir()
+	if err := st.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// StoreDir is where the database lives.
+func (c *Config) StoreDir() string { return filepath.Join(c.DataDir, "store") }
+
+// KeyFile is the node key's path.
+func (c *Config) KeyFile() string { return filepath.Join(c.DataDir, "node.key") }
+
+// Option is a test seam or wiring choice for New.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	storeO []store.Option
+	now    func() time.Time
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegistry sets the metrics registry the operator listener serves.
+func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.reg = r } }
+
+// WithStoreOptions passes options to store.Open (tests use a memory FS).
+func WithStoreOptions(opts ...store.Option) Option {
+	return func(o *options) { o.storeO = append(o.storeO, opts...) }
+}
+
+// WithClock replaces time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Node is a running parleyd.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	key   keys.NodeKey
+	store *store.Store
+	ready *ops.Ready
+
+	mu        sync.Mutex
+	clientLn  net.Listener
+	opLn      net.Listener
+	listening chan struct{}
+}
+
+// New opens the node's store and builds its subsystems. It does not listen:
+// Run does.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.reg == nil {
+		o.reg = prometheus.NewRegistry()
+		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	key, err := nodekey.Load(cfg.KeyFile())
+	if err != nil {
+		return nil, err
+	}
+	log := o.logger.With("node", key.Public().String())
+	n := &Node{cfg: cfg, log: log, reg: o.reg, key: key, ready: ops.NewReady("store", "listeners"), listening: make(chan struct{})}
+
+	stCfg := cfg.Store
+	stCfg.Dir = cfg.StoreDir()
+	st, err := store.Open(stCfg, append([]store.Option{store.WithLogger(log), store.WithRegisterer(o.reg)}, o.storeO...)...)
+	if err != nil {
+		return nil, err
+	}
+	n.store = st
+	n.ready.Set("store", true)
+	return n, nil
+}
+
+// ID returns the node's ID (its libp2p peer ID).
+func (n *Node) ID() keys.NodeID { return n.key.Public() }
+
+// Addrs returns the client and operator listeners' addresses once Run has
+// bound them (it blocks until then or until ctx ends).
+func (n *Node) Addrs(ctx context.Context) (client, operator string, err error) {
+	select {
+	case <-n.listening:
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.clientLn.Addr().String(), n.opLn.Addr().String(), nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully and closes the
+// store. It returns nil after a clean shutdown.
+func (n *Node) Run(ctx context.Context) error {
+	defer func() {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("closing store", "err", err)
+		}
+	}()
+	var lc net.ListenConfig
+	clientLn, err := lc.Listen(ctx, "tcp", n.cfg.Client.Listen)
+	if err != nil {
+		return fmt.Errorf("node: client listener: %w", err)
+	}
+	opLn, err := lc.Listen(ctx, "tcp", n.cfg.Operator.Listen)
+	if err != nil {
+		_ = clientLn.Close()
+		return fmt.Errorf("node: operator listener: %w", err)
+	}
+	n.mu.Lock()
+	n.clientLn, n.opLn = clientLn, opLn
+	n.mu.Unlock()
+	close(n.listening)
+
+	clientSrv := &http.Server{Handler: n.clientHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	opSrv := &http.Server{Handler: ops.Handler(n.reg, n.ready, nil), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{clientSrv, clientLn}, {opSrv, opLn}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	n.ready.Set("listeners", true)
+	n.log.Info("node running", "client", clientLn.Addr().String(), "operator", opLn.Addr().String(), "network", n.cfg.Network, "version", Version)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		n.log.Error("listener failed", "err", runErr)
+	}
+
+	// Graceful shutdown: not ready, stop accepting, drain, then close.
+	n.ready.Set("shutting down", false)
+	n.log.Info("shutting down", "timeout", n.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := clientSrv.Shutdown(sctx); err != nil {
+		n.log.Warn("client API drain incomplete", "err", err)
+		_ = clientSrv.Close()
+	}
+	if err := opSrv.Shutdown(sctx); err != nil {
+		_ = opSrv.Close()
+	}
+	wg.Wait()
+	n.log.Info("stopped")
+	return runErr
+}
+
+func (n *Node) clientHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = fmt.Fprintf(w, "{\"node\":%q,\"version\":%q,\"network\":%q}\n", n.ID().String(), Version, n.cfg.Network)
+	})
+	return mux
+}
