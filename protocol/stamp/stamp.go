@@ -168,6 +168,17 @@ func Verify(node keys.NodeID, purpose string, leaf []byte, s *Stamp) error {
 	if err != nil {
 		return err
 	}
+	return VerifyRoot(node, purpose, root, s)
+}
+
+// VerifyRoot checks the batch signature of s over root (as Root computed
+// it). A verifier of many leaves of one batch computes each leaf's Root,
+// and checks the signature once per distinct (node, time, count, root,
+// signature) (spec 04-stamps §4).
+func VerifyRoot(node keys.NodeID, purpose string, root [32]byte, s *Stamp) error {
+	if s.Node != node {
+		return fmt.Errorf("%w: stamp names %s, expected %s", ErrWrongNode, s.Node, node)
+	}
 	if !node.Verify(wire.LabelStampBatch, s.Sig, signedBytes(purpose, node, s.Time, s.Count, root)) {
 		return fmt.Errorf("%w: signature does not match the batch root", ErrBadSignature)
 	}
