@@ -12,7 +12,9 @@
 package stamp
 
 import (
+	"crypto/sha256"
 	"errors"
+	"hash"
 	"fmt"
 	"time"
 
@@ -47,15 +49,49 @@ type Stamp struct {
 // TimeOf returns the stamp's time as a time.Time.
 func (s *Stamp) TimeOf() time.Time { return time.UnixMilli(s.Time) }
 
-// LeafHash is the Merkle leaf hash of leaf for purpose.
+// LeafHash is the Merkle leaf hash of leaf for purpose:
+// H("parley/v1/stamp-leaf", string16(purpose), leaf).
 func LeafHash(purpose string, leaf []byte) [32]byte {
-	var p wire.Encoder
-	p.String16(purpose)
-	return wire.Hash(wire.LabelStampLeaf, p.Bytes(), leaf)
+	return newHasher(purpose).leaf(leaf)
 }
 
 func nodeHash(l, r *[32]byte) [32]byte {
 	return wire.Hash(wire.LabelStampNode, l[:], r[:])
+}
+
+// nodePrefix is Labeled("parley/v1/stamp-node"), the start of every inner
+// node's hash input.
+var nodePrefix = wire.Labeled(wire.LabelStampNode)
+
+// hasher computes many leaf and node hashes of one batch with one SHA-256
+// state and the labeled prefixes built once: the same values as LeafHash
+// and nodeHash, without their per-call allocations.
+type hasher struct {
+	h          hash.Hash
+	leafPrefix []byte
+}
+
+func newHasher(purpose string) *hasher {
+	var p wire.Encoder
+	p.String16(purpose)
+	return &hasher{h: sha256.New(), leafPrefix: wire.Labeled(wire.LabelStampLeaf, p.Bytes())}
+}
+
+func (x *hasher) leaf(leaf []byte) (out [32]byte) {
+	x.h.Reset()
+	x.h.Write(x.leafPrefix)
+	x.h.Write(leaf)
+	x.h.Sum(out[:0])
+	return out
+}
+
+func (x *hasher) node(l, r *[32]byte) (out [32]byte) {
+	x.h.Reset()
+	x.h.Write(nodePrefix)
+	x.h.Write(l[:])
+	x.h.Write(r[:])
+	x.h.Sum(out[:0])
+	return out
 }
 
 // PathLen returns the number of sibling hashes on the path of leaf index in a
@@ -94,16 +130,17 @@ func Sign(k keys.NodeKey, purpose string, t time.Time, leaves [][]byte) ([]Stamp
 	}
 	// levels[0] are the leaf hashes; each next level pairs the previous one.
 	levels := make([][][32]byte, 0, wire.MaxStampPath+1)
+	hs := newHasher(purpose)
 	level := make([][32]byte, n)
 	for i, l := range leaves {
-		level[i] = LeafHash(purpose, l)
+		level[i] = hs.leaf(l)
 	}
 	levels = append(levels, level)
 	for len(level) > 1 {
 		next := make([][32]byte, (len(level)+1)/2)
 		for i := range next {
 			if 2*i+1 < len(level) {
-				next[i] = nodeHash(&level[2*i], &level[2*i+1])
+				next[i] = hs.node(&level[2*i], &level[2*i+1])
 			} else {
 				next[i] = level[2*i]
 			}
