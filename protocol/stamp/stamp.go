@@ -14,8 +14,8 @@ package stamp
 import (
 	"crypto/sha256"
 	"errors"
-	"hash"
 	"fmt"
+	"hash"
 	"time"
 
 	"github.com/parley-chat/parley/protocol/keys"
