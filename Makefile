@@ -13,6 +13,7 @@ BENCHSTAT     := $(GO) tool -modfile=tools/go.mod benchstat
 
 # Overridable: make bench BENCH=Decode PKG=./protocol/wire/...
 PKG      ?= ./protocol/...
+FUZZPKG  ?= ./...
 BENCH    ?= .
 COUNT    ?= 1
 FUZZTIME ?= 10s
@@ -72,9 +73,9 @@ benchstat: ## Compare two saved bench outputs (OLD=old.txt NEW=new.txt)
 
 # go test -fuzz takes one target in one package, so list each package's
 # Fuzz* targets and run them one after another.
-fuzz: ## Run every Fuzz* target under PKG for FUZZTIME each (default 10s)
+fuzz: ## Run every Fuzz* target under FUZZPKG (default ./...) for FUZZTIME each (default 10s)
 	@n=0; \
-	for pkg in $$($(GO) list $(PKG)); do \
+	for pkg in $$($(GO) list $(FUZZPKG)); do \
 		list=$$($(GO) test -list '^Fuzz' "$$pkg"); \
 		targets=$$(grep '^Fuzz' <<<"$$list" || true); \
 		for t in $$targets; do \
