@@ -2,25 +2,29 @@ package lottery
 
 import (
 	"bytes"
-	"fmt"
+	"cmp"
+	"encoding/binary"
 	"slices"
 
-	"github.com/parley-chat/parley/protocol/stamp"
 	"github.com/parley-chat/parley/protocol/wire"
 )
 
-// ScanBound is how many waiting tickets the matching examines for one ticket
-// before it gives up and makes the ticket wait (spec 07-lottery §4). Only
-// tickets incompatible with everything ahead of them (shared avoid tags,
-// reused keys) ever get that far, so the bound only caps an attacker's cost
-// on every node.
-const ScanBound = 64
+// MaxScan bounds each scan of the matching (spec 07-lottery §7.3): the
+// waiting tickets one ticket is compared with in phases 1 and 2, and the
+// tickets and pairs phase 3 tries. It keeps the matching's work at
+// O(n · MaxScan) compatibility checks (plus at most 2 · MaxScan³ in phase
+// 3) even when a hostile population makes many tickets incompatible with
+// each other; in an ordinary population the first ticket looked at is
+// compatible and the work is O(n). It is part of
+// the protocol: every node must use the same bound to draw the same pairs.
+const MaxScan = 64
 
-// Pair is two tickets the draw paired, by ticket ID, with A < B bytewise.
+// Pair is two matched tickets, by ticket ID, with A < B bytewise.
 type Pair struct {
 	A, B [32]byte
 }
 
+// newPair orders x and y.
 func newPair(x, y [32]byte) Pair {
 	if bytes.Compare(x[:], y[:]) > 0 {
 		x, y = y, x
@@ -35,280 +39,258 @@ func comparePairs(p, q Pair) int {
 	return bytes.Compare(p.B[:], q.B[:])
 }
 
-// Compatible reports whether two tickets may be paired: they share no room
-// key (a user cannot meet itself) and no avoid tag (two users who just left
-// each other do not meet again at once).
+// Compatible reports whether the matching may pair a and b (spec
+// 07-lottery §7.1): they have different signing keys, different X25519
+// keys, and no avoid tag in common.
 func Compatible(a, b *Ticket) bool {
 	if a.Keys.Sign == b.Keys.Sign || a.Keys.DH == b.Keys.DH {
 		return false
 	}
-	return !shareTag(a.Avoid, b.Avoid)
-}
-
-// shareTag reports whether two sorted tag lists intersect.
-func shareTag(x, y []Tag) bool {
-	for i, j := 0, 0; i < len(x) && j < len(y); {
-		switch c := bytes.Compare(x[i][:], y[j][:]); {
-		case c == 0:
-			return true
-		case c < 0:
-			i++
-		default:
-			j++
+	for _, x := range a.Avoid {
+		for _, y := range b.Avoid {
+			if x == y {
+				return false
+			}
 		}
 	}
-	return false
+	return true
 }
 
-type drawn struct {
+// entry is a ticket in the matching.
+type entry struct {
 	t     *Ticket
 	id    [32]byte
 	order [32]byte
-	taken bool
 }
 
-// Match computes the epoch's pairs from the seed and the ticket set (spec
-// 07-lottery §4). It is deterministic and ignores input order: the draw
-// order is each ticket's H("parley/v1/lottery-order", seed, ID), ties (never
-// seen in practice) broken by ID. Duplicate tickets count once.
+// Match pairs tickets under seed (spec 07-lottery §7). It is deterministic
+// and does not depend on the order of tickets; tickets with the same ID
+// count once. It does not verify the tickets: Draw does, and bounds their
+// number by wire.MaxTicketsPerEpoch.
 //
-// Phase 1 walks the draw order and pairs each ticket that has interest tags
-// with the earliest waiting compatible ticket that shares one of them.
-// Phase 2 walks the tickets still unpaired, in draw order, and pairs each
-// with the earliest waiting compatible ticket. With no tags and no shared
-// keys, phase 2 pairs draw positions (0,1), (2,3), ...: a uniformly random
-// perfect matching, because the draw order is a uniformly random
-// permutation under a random seed.
+// Draw order: tickets sorted by H("parley/v1/lottery-order", seed, ID),
+// ties broken by ID. Phase 1 walks the draw order and pairs each ticket
+// that has interest tags with the earliest waiting compatible ticket that
+// shares one of them, looking at no more than the MaxScan earliest waiting
+// tickets that share one; an unpaired ticket waits. Phase 2 walks the
+// tickets still unpaired, in draw order, and pairs each with the earliest
+// waiting compatible ticket among the MaxScan earliest waiting; an unpaired
+// ticket waits. Phase 3 repairs what phase 2 left: for each of the first
+// MaxScan tickets u still waiting, it looks for a later waiting ticket v
+// (at most MaxScan) and a phase-2 pair (x, y) not yet split (at most the
+// first MaxScan, in the order made) such that (u, x) and (v, y), or else
+// (u, y) and (v, x), are compatible, and splits (x, y) into those two
+// pairs. Pairs are sorted; unmatched tickets are in draw order.
+//
+// Without interest or avoid tags and with distinct keys, phase 2 pairs
+// positions 0-1, 2-3, ... of the draw order, a uniformly random
+// permutation of the tickets, and phase 3 has nothing to do: the matching
+// is uniformly random among all perfect matchings (one ticket unmatched
+// when the count is odd).
 func Match(seed [32]byte, tickets []*Ticket) (pairs []Pair, unmatched []*Ticket) {
-	ds := make([]*drawn, 0, len(tickets))
-	seen := make(map[[32]byte]bool, len(tickets))
+	ents := make([]entry, 0, len(tickets))
+	seen := make(map[[32]byte]struct{}, len(tickets))
 	for _, t := range tickets {
 		id := t.ID()
-		if seen[id] {
+		if _, dup := seen[id]; dup {
 			continue
 		}
-		seen[id] = true
-		ds = append(ds, &drawn{t: t, id: id, order: wire.Hash(wire.LabelLotteryOrder, seed[:], id[:])})
+		seen[id] = struct{}{}
+		ents = append(ents, entry{t: t, id: id})
 	}
-	slices.SortFunc(ds, func(a, b *drawn) int {
-		if c := bytes.Compare(a.order[:], b.order[:]); c != 0 {
+	return match(seed, ents)
+}
+
+// match is Match over tickets with known, distinct IDs.
+func match(seed [32]byte, ents []entry) ([]Pair, []*Ticket) {
+	// Sort small records (the order key's first 8 bytes and an index)
+	// rather than the entries themselves; equal prefixes fall back to the
+	// whole key, then the ID.
+	type rec struct {
+		prefix uint64
+		i      int32
+	}
+	recs := make([]rec, len(ents))
+	for i := range ents {
+		ents[i].order = wire.Hash(wire.LabelLotteryOrder, seed[:], ents[i].id[:])
+		recs[i] = rec{binary.BigEndian.Uint64(ents[i].order[:8]), int32(i)}
+	}
+	slices.SortFunc(recs, func(a, b rec) int {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		x, y := &ents[a.i], &ents[b.i]
+		if c := bytes.Compare(x.order[:], y.order[:]); c != 0 {
 			return c
 		}
-		return bytes.Compare(a.id[:], b.id[:])
+		return bytes.Compare(x.id[:], y.id[:])
 	})
-
-	pair := func(a, b *drawn) {
-		a.taken, b.taken = true, true
-		pairs = append(pairs, newPair(a.id, b.id))
+	sorted := make([]entry, len(ents))
+	for k, r := range recs {
+		sorted[k] = ents[r.i]
 	}
+	ents = sorted
+	n := len(ents)
+	// mate[p] is the draw position of p's partner, or -1.
+	mate := make([]int32, n)
+	for i := range mate {
+		mate[i] = -1
+	}
+	var cands []int32
 
-	// Phase 1: interests. waiting[tag] lists untaken tickets with that tag,
-	// in draw order (taken ones are dropped lazily).
-	waiting := map[Tag][]*drawn{}
-	for _, d := range ds {
-		if len(d.t.Interests) == 0 {
+	// Phase 1: interests. One waiting list per interest tag.
+	waitingFor := map[Tag]*queue{}
+	for p := range n {
+		t := ents[p].t
+		if len(t.Interests) == 0 {
 			continue
 		}
-		var best *drawn
-		bestPos := -1
-		for _, tag := range d.t.Interests {
-			q := waiting[tag]
-			// Drop taken tickets from the front.
-			for len(q) > 0 && q[0].taken {
-				q = q[1:]
+		cands = cands[:0]
+		for _, tag := range t.Interests {
+			if q := waitingFor[tag]; q != nil {
+				cands = q.live(mate, MaxScan, cands)
 			}
-			waiting[tag] = q
-			for i, c := range q {
-				if i >= ScanBound {
-					break
-				}
-				if c.taken || !Compatible(c.t, d.t) {
+		}
+		// The MaxScan earliest waiting tickets sharing a tag: each list
+		// gave its MaxScan earliest, so their union holds them.
+		slices.Sort(cands)
+		cands = slices.Compact(cands)
+		if len(cands) > MaxScan {
+			cands = cands[:MaxScan]
+		}
+		if c, ok := firstCompatible(ents, t, cands); ok {
+			mate[p], mate[c] = c, int32(p)
+			continue
+		}
+		for _, tag := range t.Interests {
+			q := waitingFor[tag]
+			if q == nil {
+				q = &queue{}
+				waitingFor[tag] = q
+			}
+			q.push(p)
+		}
+	}
+
+	// Phase 2: everyone left, one waiting list.
+	type made struct {
+		early, late int32 // the waiting ticket, the ticket that took it
+		split       bool  // broken up by phase 3
+	}
+	var phase2 []made
+	var waiting queue
+	for p := range n {
+		if mate[p] >= 0 {
+			continue
+		}
+		cands = waiting.live(mate, MaxScan, cands[:0])
+		if c, ok := firstCompatible(ents, ents[p].t, cands); ok {
+			mate[p], mate[c] = c, int32(p)
+			phase2 = append(phase2, made{early: c, late: int32(p)})
+			continue
+		}
+		waiting.push(p)
+	}
+
+	// Phase 3: repair. Two tickets left waiting (typically because they
+	// may not meet each other) can both be paired by splitting a phase-2
+	// pair (x, y) into (u, x) and (v, y), or (u, y) and (v, x).
+	var left []int32
+	for p := range n {
+		if mate[p] < 0 {
+			left = append(left, int32(p))
+		}
+	}
+	compatible := func(a, b int32) bool { return Compatible(ents[a].t, ents[b].t) }
+	for i := 0; i < len(left) && i < MaxScan; i++ {
+		u := left[i]
+		if mate[u] >= 0 {
+			continue
+		}
+		repaired := false
+		vs := 0
+		for _, v := range left[i+1:] {
+			if repaired {
+				break
+			}
+			if mate[v] >= 0 {
+				continue
+			}
+			if vs++; vs > MaxScan {
+				break
+			}
+			cs := 0
+			for k := range phase2 {
+				m := &phase2[k]
+				if m.split {
 					continue
 				}
-				if pos := indexOf(ds, c); best == nil || pos < bestPos {
-					best, bestPos = c, pos
+				if cs++; cs > MaxScan {
+					break
 				}
+				x, y := m.early, m.late
+				if !compatible(u, x) || !compatible(v, y) {
+					x, y = y, x
+					if !compatible(u, x) || !compatible(v, y) {
+						continue
+					}
+				}
+				m.split = true
+				mate[u], mate[x] = x, u
+				mate[v], mate[y] = y, v
+				repaired = true
 				break
 			}
-		}
-		if best != nil {
-			pair(best, d)
-			continue
-		}
-		for _, tag := range d.t.Interests {
-			waiting[tag] = append(waiting[tag], d)
 		}
 	}
 
-	// Phase 2: everyone left, in draw order.
-	var queue []*drawn
-	for _, d := range ds {
-		if d.taken {
-			continue
-		}
-		matched := false
-		for i, c := range queue {
-			if i >= ScanBound {
-				break
-			}
-			if Compatible(c.t, d.t) {
-				pair(c, d)
-				queue = append(queue[:i], queue[i+1:]...)
-				matched = true
-				break
-			}
-		}
-		if !matched {
-			queue = append(queue, d)
+	pairs := make([]Pair, 0, n/2)
+	var unmatched []*Ticket
+	for p := range n {
+		switch m := mate[p]; {
+		case m < 0:
+			unmatched = append(unmatched, ents[p].t)
+		case int(m) > p:
+			pairs = append(pairs, newPair(ents[p].id, ents[m].id))
 		}
 	}
-	for _, d := range queue {
-		unmatched = append(unmatched, d.t)
+	if len(pairs) == 0 {
+		return nil, unmatched
 	}
 	slices.SortFunc(pairs, comparePairs)
 	return pairs, unmatched
 }
 
-// indexOf returns d's position in the draw order. Draw positions are only
-// compared between the few heads of tag queues, so a binary search by
-// order key is enough.
-func indexOf(ds []*drawn, d *drawn) int {
-	i, _ := slices.BinarySearchFunc(ds, d, func(a, b *drawn) int {
-		if c := bytes.Compare(a.order[:], b.order[:]); c != 0 {
-			return c
+func firstCompatible(ents []entry, t *Ticket, cands []int32) (int32, bool) {
+	for _, c := range cands {
+		if Compatible(t, ents[c].t) {
+			return c, true
 		}
-		return bytes.Compare(a.id[:], b.id[:])
-	})
-	return i
+	}
+	return 0, false
 }
 
-// EpochInputs is everything one epoch's draw depends on, as a node saw it.
-type EpochInputs struct {
-	Epoch   uint64
-	Commits []Commit
-	Reveals []Reveal
-	Tickets []*Ticket
+// queue is a waiting list of draw positions in ascending order. Paired
+// tickets are removed lazily, when a scan passes them.
+type queue struct {
+	items []int32
+	head  int
 }
 
-// Rejection is a ticket the draw did not take, and why.
-type Rejection struct {
-	Ticket *Ticket
-	Reason string // "wrong epoch", "node not included", "bad stamp", "duplicate"
-}
+func (q *queue) push(p int) { q.items = append(q.items, int32(p)) }
 
-// Result is one epoch's draw.
-type Result struct {
-	SeedResult
-	Pairs     []Pair
-	Unmatched []*Ticket
-	Rejected  []Rejection
-}
-
-// Draw computes an epoch as every node does (spec 07-lottery §5): the seed
-// from the commits and reveals, then the tickets that take part (this
-// epoch, home node included, valid stamp, not a duplicate), then Match.
-// Stamp signatures are checked once per batch: each ticket's Merkle root is
-// recomputed and the signature verified once per distinct batch.
-func Draw(in EpochInputs) (*Result, error) {
-	sr, err := Seed(in.Epoch, in.Commits, in.Reveals)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{SeedResult: *sr}
-	included := make(map[[32]byte]bool, len(sr.Included))
-	for _, n := range sr.Included {
-		included[n] = true
-	}
-	type batchKey struct {
-		node  [32]byte
-		time  int64
-		count uint32
-		root  [32]byte
-		sig   [64]byte
-	}
-	verified := map[batchKey]bool{}
-	seen := make(map[[32]byte]bool, len(in.Tickets))
-	accepted := make([]*Ticket, 0, len(in.Tickets))
-	for _, t := range in.Tickets {
-		reason := ""
-		switch {
-		case t.Epoch != in.Epoch:
-			reason = "wrong epoch"
-		case !included[t.Home]:
-			reason = "node not included"
-		case t.Stamp == nil:
-			reason = "bad stamp"
-		}
-		if reason == "" {
-			root, err := t.Stamp.Root(wire.LabelTicket, t.Leaf())
-			k := batchKey{t.Home, t.Stamp.Time, t.Stamp.Count, root, t.Stamp.Sig}
-			switch {
-			case err != nil:
-				reason = "bad stamp"
-			case verified[k]:
-			case stamp.VerifyRoot(t.Home, wire.LabelTicket, root, t.Stamp) != nil:
-				reason = "bad stamp"
-			default:
-				verified[k] = true
-			}
-		}
-		if reason == "" {
-			id := t.ID()
-			if seen[id] {
-				reason = "duplicate"
-			}
-			seen[id] = true
-		}
-		if reason != "" {
-			res.Rejected = append(res.Rejected, Rejection{Ticket: t, Reason: reason})
-			continue
-		}
-		accepted = append(accepted, t)
-	}
-	if len(accepted) > wire.MaxTicketsPerEpoch {
-		return nil, fmt.Errorf("lottery: %d tickets exceed the %d a matching takes", len(accepted), wire.MaxTicketsPerEpoch)
-	}
-	res.Pairs, res.Unmatched = Match(sr.Seed, accepted)
-	return res, nil
-}
-
-// AuditReport compares confirmed pairs with the draw.
-type AuditReport struct {
-	Result *Result
-	// NotDrawn are confirmed pairs the draw did not make: evidence that
-	// whoever confirmed them did not follow the lottery (or saw other
-	// inputs, which the caller can rule out by sharing its inputs).
-	NotDrawn []Pair
-	// Unconfirmed are drawn pairs nobody confirmed (informational: views
-	// that disagree delay a pair to a later epoch).
-	Unconfirmed []Pair
-}
-
-// Audit recomputes the epoch from in and checks confirmed against it (spec
-// 07-lottery §6).
-func Audit(in EpochInputs, confirmed []Pair) (*AuditReport, error) {
-	res, err := Draw(in)
-	if err != nil {
-		return nil, err
-	}
-	drawnSet := make(map[Pair]bool, len(res.Pairs))
-	for _, p := range res.Pairs {
-		drawnSet[p] = true
-	}
-	rep := &AuditReport{Result: res}
-	confirmedSet := map[Pair]bool{}
-	for _, p := range confirmed {
-		p = newPair(p.A, p.B)
-		confirmedSet[p] = true
-		if !drawnSet[p] {
-			rep.NotDrawn = append(rep.NotDrawn, p)
+// live appends to out the first k positions in q not yet paired (mate
+// -1), and drops the paired ones it passes, so each is passed at most once.
+func (q *queue) live(mate []int32, k int, out []int32) []int32 {
+	start := len(out)
+	i := q.head
+	for ; i < len(q.items) && len(out)-start < k; i++ {
+		if p := q.items[i]; mate[p] < 0 {
+			out = append(out, p)
 		}
 	}
-	for _, p := range res.Pairs {
-		if !confirmedSet[p] {
-			rep.Unconfirmed = append(rep.Unconfirmed, p)
-		}
-	}
-	slices.SortFunc(rep.NotDrawn, comparePairs)
-	return rep, nil
+	got := out[start:]
+	q.head = i - len(got)
+	copy(q.items[q.head:i], got)
+	return out
 }

@@ -14,15 +14,18 @@ import (
 // MessageVersion is the encoding version of commit and reveal messages.
 const MessageVersion = 1
 
-// Message kinds, signed into every commit and reveal so that one can never
-// be replayed as the other.
+// MessageSize is the length of an encoded Commit or Reveal, in bytes.
+const MessageSize = signedSize + keys.SignatureSize
+
+// Message kinds (spec 07-lottery §4.2). The kind is in the signed bytes, so
+// a commit's signature never verifies as a reveal's and vice versa.
 const (
 	kindCommit uint8 = 1
 	kindReveal uint8 = 2
 )
 
-// messageSize is the fixed size of an encoded commit or reveal.
-const messageSize = 1 + 1 + 8 + 32 + 32 + 64
+// signedSize is the length of a message without its signature.
+const signedSize = 1 + 1 + 8 + 32 + 32
 
 // NewReveal draws a node's secret random value for one epoch from r.
 func NewReveal(r io.Reader) ([32]byte, error) {
@@ -33,126 +36,145 @@ func NewReveal(r io.Reader) ([32]byte, error) {
 	return v, nil
 }
 
-// CommitValue is the commitment to reveal for (epoch, node):
-// H("parley/v1/lottery-commit", u64 epoch, node, reveal).
+// CommitValue returns a node's commitment to its reveal for an epoch (spec
+// 07-lottery §4.1): H("parley/v1/lottery-commit", u64 epoch, node, reveal).
 func CommitValue(epoch uint64, node keys.NodeID, reveal [32]byte) [32]byte {
 	var e [8]byte
 	binary.BigEndian.PutUint64(e[:], epoch)
 	return wire.Hash(wire.LabelLotteryCommit, e[:], node[:], reveal[:])
 }
 
-// message is the shared shape of Commit and Reveal.
-type message struct {
+// Commit is a node's signed commitment to its reveal for an epoch, gossiped
+// before the epoch's tickets close (spec 07-lottery §4).
+type Commit struct {
 	Epoch uint64
 	Node  keys.NodeID
-	Value [32]byte // the commitment (Commit) or the revealed value (Reveal)
+	Value [32]byte // CommitValue(Epoch, Node, reveal)
 	Sig   keys.Signature
 }
 
-func (m *message) signed(kind uint8) []byte {
-	e := wire.NewEncoder(1 + 1 + 8 + 32 + 32)
+// Reveal is a node's signed reveal for an epoch, gossiped after the epoch's
+// tickets close (spec 07-lottery §4).
+type Reveal struct {
+	Epoch uint64
+	Node  keys.NodeID
+	Value [32]byte // the secret value committed to
+	Sig   keys.Signature
+}
+
+// signedBytes is what the node signs, under "parley/v1/lottery-msg", and
+// the start of the message's encoding.
+func signedBytes(kind uint8, epoch uint64, node *keys.NodeID, value *[32]byte) []byte {
+	e := wire.NewEncoder(MessageSize)
 	e.U8(MessageVersion)
 	e.U8(kind)
-	e.U64(m.Epoch)
-	e.Fixed(m.Node[:])
-	e.Fixed(m.Value[:])
+	e.U64(epoch)
+	e.Fixed(node[:])
+	e.Fixed(value[:])
 	return e.Bytes()
 }
 
-func (m *message) sign(k keys.NodeKey, kind uint8) {
-	m.Node = k.Public()
-	m.Sig = k.Sign(wire.LabelLotteryMsg, m.signed(kind))
-}
-
-func (m *message) verify(kind uint8) error {
-	if !m.Node.Verify(wire.LabelLotteryMsg, m.Sig, m.signed(kind)) {
-		return fmt.Errorf("%w: epoch %d node %s", ErrBadMessage, m.Epoch, m.Node)
+func verifyMessage(what string, kind uint8, epoch uint64, node *keys.NodeID, value *[32]byte, sig *keys.Signature) error {
+	if !node.Verify(wire.LabelLotteryMsg, *sig, signedBytes(kind, epoch, node, value)) {
+		return fmt.Errorf("%w: %s for epoch %d from %s", ErrBadSignature, what, epoch, node)
 	}
 	return nil
 }
 
-func (m *message) marshal(kind uint8) []byte {
-	e := wire.NewEncoder(messageSize)
-	e.Fixed(m.signed(kind))
-	e.Fixed(m.Sig[:])
-	return e.Bytes()
+func marshalMessage(kind uint8, epoch uint64, node *keys.NodeID, value *[32]byte, sig *keys.Signature) []byte {
+	return append(signedBytes(kind, epoch, node, value), sig[:]...)
 }
 
-func parseMessage(what string, kind uint8, b []byte) (message, error) {
-	var m message
+// parseMessage decodes a message of the given kind into its fields.
+func parseMessage(what string, kind uint8, b []byte, epoch *uint64, node *keys.NodeID, value *[32]byte, sig *keys.Signature) error {
 	d := wire.NewDecoder(what, b)
 	d.Version(MessageVersion)
 	if k := d.Field("kind").U8(); d.Err() == nil && k != kind {
 		d.Fail("kind %d, want %d", k, kind)
 	}
-	m.Epoch = d.Field("epoch").U64()
-	d.Field("node").Fixed(m.Node[:])
-	d.Field("value").Fixed(m.Value[:])
-	d.Field("signature").Fixed(m.Sig[:])
-	return m, d.Finish()
+	*epoch = d.Field("epoch").U64()
+	d.Field("node").Fixed(node[:])
+	d.Field("value").Fixed(value[:])
+	d.Field("signature").Fixed(sig[:])
+	return d.Finish()
 }
 
-// Commit is a node's signed commitment to its reveal for an epoch, gossiped
-// before the epoch's tickets close (spec 07-lottery §3).
-type Commit struct{ message }
-
-// SignCommit returns k's signed commitment to reveal for epoch.
+// SignCommit returns k's signed commit for epoch to the secret reveal
+// value: its Value is CommitValue(epoch, k.Public(), reveal).
 func SignCommit(k keys.NodeKey, epoch uint64, reveal [32]byte) Commit {
-	c := Commit{message{Epoch: epoch, Value: CommitValue(epoch, k.Public(), reveal)}}
-	c.sign(k, kindCommit)
+	c := Commit{Epoch: epoch, Node: k.Public()}
+	c.Value = CommitValue(epoch, c.Node, reveal)
+	c.Sig = k.Sign(wire.LabelLotteryMsg, signedBytes(kindCommit, c.Epoch, &c.Node, &c.Value))
 	return c
 }
 
-// Verify checks the commit's signature.
-func (c *Commit) Verify() error { return c.verify(kindCommit) }
-
-// MarshalBinary returns the canonical encoding.
-func (c *Commit) MarshalBinary() ([]byte, error) { return c.marshal(kindCommit), nil }
-
-// ParseCommit decodes a commit; every error is a *wire.ParseError.
-func ParseCommit(b []byte) (Commit, error) {
-	m, err := parseMessage("lottery commit", kindCommit, b)
-	return Commit{m}, err
+// Verify checks the commit's signature by c.Node; errors match
+// ErrBadSignature.
+func (c *Commit) Verify() error {
+	return verifyMessage("commit", kindCommit, c.Epoch, &c.Node, &c.Value, &c.Sig)
 }
 
-// Reveal is a node's signed reveal for an epoch, gossiped after tickets
-// close (spec 07-lottery §3).
-type Reveal struct{ message }
+// MarshalBinary returns the commit's canonical encoding (spec 07-lottery
+// §4.2).
+func (c *Commit) MarshalBinary() ([]byte, error) {
+	return marshalMessage(kindCommit, c.Epoch, &c.Node, &c.Value, &c.Sig), nil
+}
 
-// SignReveal returns k's signed reveal of value for epoch.
+// ParseCommit decodes a commit. It does not check the signature. Every
+// error is a *wire.ParseError.
+func ParseCommit(b []byte) (*Commit, error) {
+	c := &Commit{}
+	if err := parseMessage("lottery commit", kindCommit, b, &c.Epoch, &c.Node, &c.Value, &c.Sig); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SignReveal returns k's signed reveal of its secret value for epoch.
 func SignReveal(k keys.NodeKey, epoch uint64, value [32]byte) Reveal {
-	r := Reveal{message{Epoch: epoch, Value: value}}
-	r.sign(k, kindReveal)
+	r := Reveal{Epoch: epoch, Node: k.Public(), Value: value}
+	r.Sig = k.Sign(wire.LabelLotteryMsg, signedBytes(kindReveal, r.Epoch, &r.Node, &r.Value))
 	return r
 }
 
-// Verify checks the reveal's signature.
-func (r *Reveal) Verify() error { return r.verify(kindReveal) }
-
-// MarshalBinary returns the canonical encoding.
-func (r *Reveal) MarshalBinary() ([]byte, error) { return r.marshal(kindReveal), nil }
-
-// ParseReveal decodes a reveal; every error is a *wire.ParseError.
-func ParseReveal(b []byte) (Reveal, error) {
-	m, err := parseMessage("lottery reveal", kindReveal, b)
-	return Reveal{m}, err
+// Verify checks the reveal's signature by r.Node; errors match
+// ErrBadSignature.
+func (r *Reveal) Verify() error {
+	return verifyMessage("reveal", kindReveal, r.Epoch, &r.Node, &r.Value, &r.Sig)
 }
 
-// SeedResult is the outcome of an epoch's commit-then-reveal round.
-type SeedResult struct {
-	Seed     [32]byte
-	Included []keys.NodeID // nodes with a valid reveal, sorted: their tickets take part
-	Excluded []keys.NodeID // nodes that committed but are out: no valid reveal, or two commits
+// MarshalBinary returns the reveal's canonical encoding (spec 07-lottery
+// §4.2).
+func (r *Reveal) MarshalBinary() ([]byte, error) {
+	return marshalMessage(kindReveal, r.Epoch, &r.Node, &r.Value, &r.Sig), nil
 }
 
-// Seed computes the epoch seed (spec 07-lottery §3). Messages of other
-// epochs and messages whose signatures fail are ignored. A node is included
-// iff it sent exactly one commit value for the epoch and a reveal that hashes
-// to it. A node that committed twice with different values (equivocation)
-// or never revealed a matching value is excluded. The seed is
-// H("parley/v1/lottery-seed", u64 epoch, u32 n, then node || reveal for each
-// included node in node order).
-func Seed(epoch uint64, commits []Commit, reveals []Reveal) (*SeedResult, error) {
+// ParseReveal decodes a reveal. It does not check the signature. Every
+// error is a *wire.ParseError.
+func ParseReveal(b []byte) (*Reveal, error) {
+	r := &Reveal{}
+	if err := parseMessage("lottery reveal", kindReveal, b, &r.Epoch, &r.Node, &r.Value, &r.Sig); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Seed computes an epoch's seed from the commits and reveals a node has
+// received (spec 07-lottery §5). It verifies every signature itself;
+// messages for other epochs and messages with bad signatures are ignored,
+// as if never received. A node that sent valid commits for the epoch is
+// included iff all its commits carry the same value and it sent a valid
+// reveal whose CommitValue is that value; a node that committed and is not
+// included is excluded (no reveal, a wrong reveal, or two different
+// commits: equivocation). A reveal from a node without a commit counts for
+// nothing and the node is in neither list.
+//
+// The seed is H("parley/v1/lottery-seed", u64 epoch, u32 count, then
+// node || reveal for each included node in ascending node order). Included
+// and excluded are sorted. The result does not depend on the order or
+// repetition of the inputs. Seed fails with ErrNoReveals when no node is
+// included and with ErrLimit when more than wire.MaxNodesPerEpoch are.
+func Seed(epoch uint64, commits []Commit, reveals []Reveal) (seed [32]byte, included, excluded []keys.NodeID, err error) {
 	commitOf := map[keys.NodeID][32]byte{}
 	equivocated := map[keys.NodeID]bool{}
 	for i := range commits {
@@ -171,37 +193,38 @@ func Seed(epoch uint64, commits []Commit, reveals []Reveal) (*SeedResult, error)
 		if r.Epoch != epoch || equivocated[r.Node] {
 			continue
 		}
+		if _, done := revealOf[r.Node]; done {
+			continue // a second value cannot match the same commit (SHA-256)
+		}
 		cv, ok := commitOf[r.Node]
 		if !ok || CommitValue(epoch, r.Node, r.Value) != cv || r.Verify() != nil {
 			continue
 		}
 		revealOf[r.Node] = r.Value
 	}
-	res := &SeedResult{}
 	for n := range commitOf {
 		if _, ok := revealOf[n]; ok {
-			res.Included = append(res.Included, n)
+			included = append(included, n)
 		} else {
-			res.Excluded = append(res.Excluded, n)
+			excluded = append(excluded, n)
 		}
 	}
-	cmp := func(a, b keys.NodeID) int { return bytes.Compare(a[:], b[:]) }
-	slices.SortFunc(res.Included, cmp)
-	slices.SortFunc(res.Excluded, cmp)
-	if len(res.Included) == 0 {
-		return res, ErrNoReveals
+	byID := func(a, b keys.NodeID) int { return bytes.Compare(a[:], b[:]) }
+	slices.SortFunc(included, byID)
+	slices.SortFunc(excluded, byID)
+	switch {
+	case len(included) == 0:
+		return seed, nil, excluded, ErrNoReveals
+	case len(included) > wire.MaxNodesPerEpoch:
+		return seed, included, excluded, fmt.Errorf("%w: %d nodes revealed, limit %d", ErrLimit, len(included), wire.MaxNodesPerEpoch)
 	}
-	if len(res.Included) > wire.MaxNodesPerEpoch {
-		return res, fmt.Errorf("lottery: %d nodes revealed, more than %d", len(res.Included), wire.MaxNodesPerEpoch)
-	}
-	e := wire.NewEncoder(12 + 64*len(res.Included))
+	e := wire.NewEncoder(8 + 4 + 64*len(included))
 	e.U64(epoch)
-	e.U32(uint32(len(res.Included)))
-	for _, n := range res.Included {
+	e.U32(uint32(len(included)))
+	for _, n := range included {
 		v := revealOf[n]
 		e.Fixed(n[:])
 		e.Fixed(v[:])
 	}
-	res.Seed = wire.Hash(wire.LabelLotterySeed, e.Bytes())
-	return res, nil
+	return wire.Hash(wire.LabelLotterySeed, e.Bytes()), included, excluded, nil
 }

@@ -1,26 +1,9 @@
-// Package lottery implements Parley's pairing lottery (spec 07-lottery):
-// tickets, the commit-then-reveal epoch seed, the deterministic matching,
-// and the audit of a past epoch.
-//
-// Nobody chooses who meets whom. A user who wants a partner gets a Ticket
-// from its home node (fresh room keys, optional interest and avoid tags, no
-// account name); the node stamps its tickets for the epoch in one batch.
-// Every node commits to a random value before tickets close and reveals it
-// after; the epoch's Seed hashes the valid reveals, so no one knows it while
-// tickets can still be added. Every node then computes the same Match from
-// (seed, ticket set); Draw does all of this for one epoch and Audit checks
-// a set of confirmed pairs against it.
 package lottery
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/protocol/keys"
@@ -31,86 +14,80 @@ import (
 // TicketVersion is the encoding version of a Ticket.
 const TicketVersion = 1
 
-// Errors.
-var (
-	// ErrBadTicket: a ticket's stamp does not verify against its home node,
-	// or StampTickets was given tickets of another home node.
-	ErrBadTicket = errors.New("lottery: bad ticket")
-	// ErrNoReveals: no node gave a valid reveal, so the epoch has no seed.
-	ErrNoReveals = errors.New("lottery: no valid reveals")
-	// ErrBadMessage: a commit or reveal message's signature does not verify.
-	ErrBadMessage = errors.New("lottery: bad signature on lottery message")
+// MaxTicketSize is the length of the longest valid ticket encoding, in
+// bytes: wire.MaxInterestTags and wire.MaxAvoidTags tags and a stamp with a
+// wire.MaxStampPath path (spec 07-lottery §3.2). A node can bound a
+// ticket's read with it before parsing.
+const MaxTicketSize = leafFixedSize + tagSize*(wire.MaxInterestTags+wire.MaxAvoidTags) +
+	1 + (1 + 32 + 8 + 4 + 4 + 1 + 32*wire.MaxStampPath + keys.SignatureSize)
+
+const (
+	tagSize = len(Tag{})
+	// leafFixedSize is a leaf without tags: version, epoch, home, the two
+	// keys and the two tag counts.
+	leafFixedSize = 1 + 8 + 32 + 32 + 32 + 2 + 2
 )
 
-// Tag is an opaque 16-byte interest or avoid tag.
-type Tag [16]byte
-
-// InterestTag returns the tag of an interest (spec 07-lottery §1): the text
-// is trimmed and lower-cased (strings.ToLower, Unicode simple case mapping),
-// then hashed, so nodes see which tickets share an interest but not, without
-// guessing, which interest it is.
-func InterestTag(text string) Tag {
-	h := wire.Hash(wire.LabelInterestTag, []byte(strings.ToLower(strings.TrimSpace(text))))
-	var t Tag
-	copy(t[:], h[:])
-	return t
-}
-
-// AvoidTag returns the avoid tag for epoch from a room's avoid key (spec
-// 07-lottery §1, 06-room-keys §2.3): HMAC-SHA256(avoidKey,
-// Labeled("parley/v1/avoid-tag", u64 epoch)) truncated to 16 bytes. Both
-// users of a room they left compute the same tag and put it in their next
-// tickets; the matching never pairs two tickets that share an avoid tag.
-// Without the key, tags of different epochs cannot be linked.
-func AvoidTag(avoidKey [32]byte, epoch uint64) Tag {
-	var e [8]byte
-	binary.BigEndian.PutUint64(e[:], epoch)
-	m := hmac.New(sha256.New, avoidKey[:])
-	m.Write(wire.Labeled(wire.LabelAvoidTag, e[:]))
-	var t Tag
-	copy(t[:], m.Sum(nil))
-	return t
-}
-
-// Ticket is one user's entry in one epoch's lottery.
+// Ticket is one user's entry in one epoch's lottery (spec 07-lottery §3).
+// It carries no account name: only the home node can map it to an account.
 type Ticket struct {
 	Epoch     uint64
 	Home      keys.NodeID       // the node that issued and stamped the ticket
-	Keys      keys.TicketPublic // the user's fresh room keys
-	Interests []Tag             // sorted, unique, at most wire.MaxInterestTags
-	Avoid     []Tag             // sorted, unique, at most wire.MaxAvoidTags
-	Stamp     *stamp.Stamp      // the home node's stamp; nil until stamped
+	Keys      keys.TicketPublic // the user's fresh keys for this pairing
+	Interests []Tag             // strictly ascending, at most wire.MaxInterestTags
+	Avoid     []Tag             // strictly ascending, at most wire.MaxAvoidTags
+	Stamp     *stamp.Stamp      // the home node's stamp over Leaf; nil until stamped
 }
 
-// appendLeaf appends the ticket's encoding without the stamp: the stamp's
-// leaf and the input of the ticket ID.
+// check reports whether the ticket can be encoded canonically.
+func (t *Ticket) check() error {
+	if err := checkTags("interest", t.Interests, wire.MaxInterestTags); err != nil {
+		return err
+	}
+	return checkTags("avoid", t.Avoid, wire.MaxAvoidTags)
+}
+
+func checkTags(what string, tags []Tag, limit int) error {
+	if len(tags) > limit {
+		return fmt.Errorf("%w: %d %s tags, limit %d", ErrBadTicket, len(tags), what, limit)
+	}
+	for i := 1; i < len(tags); i++ {
+		if bytes.Compare(tags[i-1][:], tags[i][:]) >= 0 {
+			return fmt.Errorf("%w: %s tags not strictly ascending", ErrBadTicket, what)
+		}
+	}
+	return nil
+}
+
 func (t *Ticket) appendLeaf(e *wire.Encoder) {
 	e.U8(TicketVersion)
 	e.U64(t.Epoch)
 	e.Fixed(t.Home[:])
 	e.Fixed(t.Keys.Sign[:])
 	e.Fixed(t.Keys.DH[:])
-	e.U8(uint8(len(t.Interests)))
-	for i := range t.Interests {
-		e.Fixed(t.Interests[i][:])
-	}
-	e.U8(uint8(len(t.Avoid)))
-	for i := range t.Avoid {
-		e.Fixed(t.Avoid[i][:])
+	for _, tags := range [][]Tag{t.Interests, t.Avoid} {
+		e.Count(len(tags))
+		for i := range tags {
+			e.Fixed(tags[i][:])
+		}
 	}
 }
 
-// Leaf returns the ticket's encoding without its stamp (spec 07-lottery §2).
+// Leaf returns the ticket's encoding without its stamp (spec 07-lottery
+// §3.1): what the home node stamps and what the ticket ID hashes. The
+// ticket must be canonical (see Normalize).
 func (t *Ticket) Leaf() []byte {
-	e := wire.NewEncoder(1 + 8 + 96 + 2 + 16*(len(t.Interests)+len(t.Avoid)))
+	e := wire.NewEncoder(leafFixedSize + tagSize*(len(t.Interests)+len(t.Avoid)))
 	t.appendLeaf(e)
 	return e.Bytes()
 }
 
-// ID is the ticket's identity: H("parley/v1/ticket", leaf).
+// ID returns the ticket's identity, H("parley/v1/ticket", Leaf()). The
+// stamp is not part of it.
 func (t *Ticket) ID() [32]byte { return wire.Hash(wire.LabelTicket, t.Leaf()) }
 
-// Normalize sorts and de-duplicates the tags, as the encoding requires.
+// Normalize sorts the tags and removes repeats, as the encoding requires.
+// It does not enforce the tag limits.
 func (t *Ticket) Normalize() {
 	t.Interests = sortTags(t.Interests)
 	t.Avoid = sortTags(t.Avoid)
@@ -125,36 +102,42 @@ func sortTags(tags []Tag) []Tag {
 	return slices.Compact(out)
 }
 
-// MarshalBinary returns the ticket's canonical encoding: the leaf, then a
-// presence byte and the stamp.
+// MarshalBinary returns the ticket's canonical encoding (spec 07-lottery
+// §3.2): the leaf, then the stamp as an optional field. It fails with
+// ErrBadTicket if the tags are over their limits or not strictly ascending.
 func (t *Ticket) MarshalBinary() ([]byte, error) {
-	e := wire.NewEncoder(256)
-	t.Append(e)
-	return e.Bytes(), nil
-}
-
-// Append appends the ticket's canonical encoding to e.
-func (t *Ticket) Append(e *wire.Encoder) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	e := wire.NewEncoder(MaxTicketSize)
 	t.appendLeaf(e)
 	if t.Stamp == nil {
 		e.U8(0)
-		return
+	} else {
+		e.U8(1)
+		t.Stamp.Append(e)
 	}
-	e.U8(1)
-	t.Stamp.Append(e)
+	return e.Bytes(), nil
 }
 
-// ReadTicket decodes a ticket from d.
-func ReadTicket(d *wire.Decoder) *Ticket {
+// ParseTicket decodes a ticket. It checks the structure (limits, tag order,
+// the stamp's shape), not the stamp's signature: see Verify. Every error is
+// a *wire.ParseError.
+func ParseTicket(b []byte) (*Ticket, error) {
+	d := wire.NewDecoder("ticket", b)
+	if len(b) > MaxTicketSize {
+		d.Fail("%d bytes, longer than the longest ticket (%d)", len(b), MaxTicketSize)
+		return nil, d.Err()
+	}
 	t := &Ticket{}
 	d.Version(TicketVersion)
 	t.Epoch = d.Field("epoch").U64()
 	d.Field("home").Fixed(t.Home[:])
 	d.Field("sign_key").Fixed(t.Keys.Sign[:])
 	d.Field("dh_key").Fixed(t.Keys.DH[:])
-	t.Interests = readTags(d, "interests", wire.MaxInterestTags)
-	t.Avoid = readTags(d, "avoid", wire.MaxAvoidTags)
-	switch d.Field("stamp_present").U8() {
+	t.Interests = readTags(d.Field("interests"), wire.MaxInterestTags)
+	t.Avoid = readTags(d.Field("avoid"), wire.MaxAvoidTags)
+	switch d.Field("stamp").U8() {
 	case 0:
 	case 1:
 		s := stamp.Read(d)
@@ -162,18 +145,15 @@ func ReadTicket(d *wire.Decoder) *Ticket {
 	default:
 		d.Fail("presence byte must be 0 or 1")
 	}
-	return t
+	if err := d.Finish(); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
-func readTags(d *wire.Decoder, field string, limit int) []Tag {
-	n := int(d.Field(field).U8())
-	if d.Err() != nil {
-		return nil
-	}
-	if n > limit {
-		d.Fail("%d tags exceed limit %d", n, limit)
-		return nil
-	}
+// readTags reads a list of strictly ascending tags of at most limit items.
+func readTags(d *wire.Decoder, limit int) []Tag {
+	n := d.Count(limit, tagSize)
 	if n == 0 {
 		return nil
 	}
@@ -181,50 +161,51 @@ func readTags(d *wire.Decoder, field string, limit int) []Tag {
 	for i := range tags {
 		d.Fixed(tags[i][:])
 		if i > 0 && d.Err() == nil && bytes.Compare(tags[i-1][:], tags[i][:]) >= 0 {
-			d.Fail("tags not sorted and unique")
+			d.Fail("tags not strictly ascending")
 		}
 	}
 	return tags
 }
 
-// ParseTicket decodes a ticket encoded alone. Every error is a
-// *wire.ParseError.
-func ParseTicket(b []byte) (*Ticket, error) {
-	d := wire.NewDecoder("ticket", b)
-	t := ReadTicket(d)
-	if err := d.Finish(); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// StampTickets stamps a batch of tickets with one signature by their home
-// node k (spec 07-lottery §2). Every ticket's Home must be k's ID. Tags are
-// normalised first.
+// StampTickets stamps a batch of tickets, typically all of one epoch's
+// tickets of the node, with one signature by their home node k at time now
+// (spec 07-lottery §3.3). Every ticket's Home must be k's ID. Tags are
+// normalised first; a ticket over the tag limits fails with ErrBadTicket.
+// A batch holds 1 to wire.MaxStampBatch tickets. On error no ticket is
+// changed.
 func StampTickets(k keys.NodeKey, now time.Time, ts []*Ticket) error {
+	node := k.Public()
 	leaves := make([][]byte, len(ts))
+	normal := make([]Ticket, len(ts))
 	for i, t := range ts {
-		if t.Home != k.Public() {
-			return fmt.Errorf("%w: ticket %d names home %s, not the stamping node %s", ErrBadTicket, i, t.Home, k.Public())
+		if t.Home != node {
+			return fmt.Errorf("%w: ticket %d names home %s, not the stamping node %s", ErrBadTicket, i, t.Home, node)
 		}
-		if len(t.Interests) > wire.MaxInterestTags || len(t.Avoid) > wire.MaxAvoidTags {
-			return fmt.Errorf("%w: ticket %d has too many tags", ErrBadTicket, i)
+		normal[i] = *t
+		normal[i].Normalize()
+		if err := normal[i].check(); err != nil {
+			return fmt.Errorf("ticket %d: %w", i, err)
 		}
-		t.Normalize()
-		leaves[i] = t.Leaf()
+		leaves[i] = normal[i].Leaf()
 	}
 	stamps, err := stamp.Sign(k, wire.LabelTicket, now, leaves)
 	if err != nil {
-		return err
+		return fmt.Errorf("lottery: stamping tickets: %w", err)
 	}
-	for i := range ts {
-		ts[i].Stamp = &stamps[i]
+	for i, t := range ts {
+		t.Interests, t.Avoid = normal[i].Interests, normal[i].Avoid
+		t.Stamp = &stamps[i]
 	}
 	return nil
 }
 
-// Verify checks the ticket's stamp against its home node.
+// Verify checks that the ticket is canonical and that its stamp is its home
+// node's stamp of its leaf (spec 07-lottery §3.3). Errors match
+// ErrBadTicket.
 func (t *Ticket) Verify() error {
+	if err := t.check(); err != nil {
+		return err
+	}
 	if t.Stamp == nil {
 		return fmt.Errorf("%w: not stamped", ErrBadTicket)
 	}
