@@ -30,8 +30,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parley-chat/parley/node/accounts"
+	"github.com/parley-chat/parley/node/api"
+	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/nodekey"
 	"github.com/parley-chat/parley/node/ops"
+	"github.com/parley-chat/parley/node/pairing"
+	"github.com/parley-chat/parley/node/relay"
+	"github.com/parley-chat/parley/node/reports"
+	"github.com/parley-chat/parley/node/rooms"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/keys"
 )
@@ -58,6 +65,16 @@ type Config struct {
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout" comment:"How long a graceful shutdown may drain requests before it forces them closed (default \"15s\")."`
 	// Store configures the database.
 	Store store.Config `toml:"store" comment:"The database (pebble), under <data_dir>/store."`
+	// Accounts configures registration and login.
+	Accounts accounts.Config `toml:"accounts" comment:"Accounts: registration, login challenges, session tokens."`
+	// API configures the client API.
+	API api.Config `toml:"api" comment:"Client API limits."`
+	// Mailbox configures the accounts' event logs.
+	Mailbox mailbox.Config `toml:"mailbox" comment:"Mailboxes: what sync returns, kept until acknowledged or expired."`
+	// Relay configures the send path.
+	Relay relay.Config `toml:"relay" comment:"The send path: stamping and durable storage of messages."`
+	// Pairing configures the lottery.
+	Pairing pairing.Config `toml:"pairing" comment:"The pairing lottery."`
 }
 
 // LogConfig configures the node's log output.
@@ -84,6 +101,11 @@ func DefaultConfig() Config {
 		Operator:        ListenerConfig{Listen: "127.0.0.1:7481"},
 		ShutdownTimeout: 15 * time.Second,
 		Store:           store.DefaultConfig(),
+		Accounts:        accounts.DefaultConfig(),
+		API:             api.DefaultConfig(),
+		Mailbox:         mailbox.DefaultConfig(),
+		Relay:           relay.DefaultConfig(),
+		Pairing:         pairing.DefaultConfig(),
 	}
 }
 
@@ -116,8 +138,15 @@ func (c *Config) Validate() error {
 	}
 	st := c.Store
 	st.Dir = c.StoreDir()
-	if err := st.Validate(); err != nil {
-		errs = append(errs, err)
+	// Fields the node fills in itself are given placeholders here.
+	ac := c.Accounts
+	ac.Audience = "node"
+	ap := c.API
+	ap.NodeID, ap.Network = keys.NodeID{}.String(), "network"
+	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate()} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -161,6 +190,12 @@ type Node struct {
 	store *store.Store
 	ready *ops.Ready
 
+	accounts *accounts.Service
+	mailbox  *mailbox.Mailbox
+	relay    *relay.Relay
+	pairing  *pairing.Lottery
+	api      *api.Server
+
 	mu        sync.Mutex
 	clientLn  net.Listener
 	opLn      net.Listener
@@ -195,8 +230,45 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	if err := n.build(cfg, o); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	n.ready.Set("store", true)
 	return n, nil
+}
+
+// build creates the subsystems on the open store, in dependency order.
+func (n *Node) build(cfg Config, o options) error {
+	log, reg, id := n.log, n.reg, n.key.Public()
+	acCfg := cfg.Accounts
+	acCfg.Audience = id.String()
+	var err error
+	if n.accounts, err = accounts.New(n.store, acCfg, accounts.WithClock(o.now), accounts.WithLogger(log), accounts.WithRegisterer(reg)); err != nil {
+		return err
+	}
+	rms := rooms.New(n.store)
+	if n.mailbox, err = mailbox.New(cfg.Mailbox, n.store, mailbox.WithClock(o.now), mailbox.WithLogger(log), mailbox.WithRegisterer(reg)); err != nil {
+		return err
+	}
+	if n.relay, err = relay.New(cfg.Relay, n.store, rms, n.mailbox, n.key, relay.WithClock(o.now), relay.WithLogger(log), relay.WithRegisterer(reg)); err != nil {
+		return err
+	}
+	if n.pairing, err = pairing.New(cfg.Pairing, n.store, rms, n.mailbox, n.key, pairing.WithClock(o.now), pairing.WithLogger(log), pairing.WithRegisterer(reg)); err != nil {
+		return err
+	}
+	rep := reports.New(n.store, rms, o.now)
+	apiCfg := cfg.API
+	apiCfg.NodeID, apiCfg.Version, apiCfg.Network = id.String(), Version, cfg.Network
+	n.api, err = api.New(apiCfg, api.Deps{
+		Accounts: accountsAdapter{s: n.accounts, node: id},
+		Rooms:    roomsAdapter{rooms: rms, relay: n.relay},
+		Mailbox:  mailboxAdapter{mb: n.mailbox},
+		Sender:   senderAdapter{relay: n.relay},
+		Pairing:  pairingAdapter{l: n.pairing},
+		Reports:  reportsAdapter{r: rep},
+	}, api.WithClock(o.now), api.WithLogger(log), api.WithRegisterer(reg))
+	return err
 }
 
 // ID returns the node's ID (its libp2p peer ID).
@@ -241,7 +313,7 @@ func (n *Node) Run(ctx context.Context) error {
 	clientSrv := &http.Server{Handler: n.clientHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	opSrv := &http.Server{Handler: ops.Handler(n.reg, n.ready, nil), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 5)
 	var wg sync.WaitGroup
 	for _, s := range []struct {
 		srv *http.Server
@@ -255,6 +327,25 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// The subsystems' own loops: the relay's pipeline, the lottery's epochs,
+	// the mailbox's expiry. They stop when runCtx ends, after the listeners
+	// have drained.
+	runCtx, stopSubsystems := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSubsystems()
+	var subs sync.WaitGroup
+	for name, run := range map[string]func(context.Context) error{
+		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run,
+	} {
+		subs.Add(1)
+		go func() {
+			defer subs.Done()
+			if err := run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				n.log.Error("subsystem stopped", "subsystem", name, "err", err)
+				errc <- err
+			}
+		}()
+	}
+
 	n.ready.Set("listeners", true)
 	n.log.Info("node running", "client", clientLn.Addr().String(), "operator", opLn.Addr().String(), "network", n.cfg.Network, "version", Version)
 
@@ -270,6 +361,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("shutting down", "timeout", n.cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ShutdownTimeout)
 	defer cancel()
+	if err := n.api.Shutdown(sctx); err != nil {
+		n.log.Warn("client API shutdown", "err", err)
+	}
 	if err := clientSrv.Shutdown(sctx); err != nil {
 		n.log.Warn("client API drain incomplete", "err", err)
 		_ = clientSrv.Close()
@@ -278,15 +372,10 @@ func (n *Node) Run(ctx context.Context) error {
 		_ = opSrv.Close()
 	}
 	wg.Wait()
+	stopSubsystems()
+	subs.Wait()
 	n.log.Info("stopped")
 	return runErr
 }
 
-func (n *Node) clientHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		_, _ = fmt.Fprintf(w, "{\"node\":%q,\"version\":%q,\"network\":%q}\n", n.ID().String(), Version, n.cfg.Network)
-	})
-	return mux
-}
+func (n *Node) clientHandler() http.Handler { return n.api.Handler() }

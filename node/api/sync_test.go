@@ -411,6 +411,8 @@ func TestWebSocketPings(t *testing.T) {
 	readDone := make(chan error, 1)
 	go func() { _, _, err := alive.Read(ctx); readDone <- err }() // answers pings while it reads
 	mute := mustDial(t, h, h.bob.token, "")                       // never reads: never answers
+	// Both are registered before the mute one can be seen to go.
+	eventually(t, "both clients are registered", func() bool { return testutil.ToFloat64(h.srv.m.websockets) == 2 })
 	eventually(t, "the mute client is dropped", func() bool { return testutil.ToFloat64(h.srv.m.websockets) == 1 })
 	eventually(t, "the live client got 3 pings", func() bool { return pings.Load() >= 3 })
 	if got := testutil.ToFloat64(h.srv.m.websockets); got != 1 {

@@ -1,0 +1,569 @@
+package pairing
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parley-chat/parley/node/mailbox"
+	"github.com/parley-chat/parley/node/rooms"
+	"github.com/parley-chat/parley/node/store"
+	"github.com/parley-chat/parley/protocol/keys"
+	"github.com/parley-chat/parley/protocol/lottery"
+	"github.com/parley-chat/parley/protocol/wire"
+)
+
+// maxBatchWrites bounds the writes of the batches that store an epoch's
+// inputs and purge old links.
+const maxBatchWrites = 4096
+
+// Run processes each epoch when it ends (RunEpoch) and purges old records
+// every Config.PurgeEvery (and once at the start), until ctx ends; then it
+// returns nil. The owner calls it in a goroutine and waits for it. If
+// processing falls behind by more than an epoch, the missed epochs are
+// skipped: their tickets join the next one processed.
+func (l *Lottery) Run(ctx context.Context) error {
+	nextPurge := l.now()
+	for {
+		now := l.now()
+		cur := l.epochAt(now)
+		l.mu.Lock()
+		open := l.nextOpen
+		l.mu.Unlock()
+		if cur > 0 && cur-1 >= open {
+			if skipped := cur - 1 - open; skipped > 0 {
+				l.log.Warn("epochs skipped", "epochs", skipped)
+			}
+			if err := l.RunEpoch(ctx, cur-1); err != nil && ctx.Err() == nil {
+				l.log.Error("processing epoch", "epoch", cur-1, "err", err)
+			}
+		}
+		if !now.Before(nextPurge) && ctx.Err() == nil {
+			if n, err := l.Purge(ctx); err != nil && ctx.Err() == nil {
+				l.log.Error("purging", "err", err)
+			} else if n > 0 {
+				l.log.Info("purged expired ticket links", "links", n)
+			}
+			nextPurge = now.Add(l.cfg.PurgeEvery)
+		}
+		timer := time.NewTimer(l.epochStart(cur + 1).Sub(l.now()))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+	}
+}
+
+// RunEpoch processes epoch, which must not be closed yet (ErrEpochClosed
+// otherwise): it closes it (later requests join later epochs), stamps the
+// tickets waiting for it, commits, reveals, collects, stores the inputs,
+// draws and settles, as the package documentation describes. Run calls it
+// when the epoch ends; tests call it directly. When it fails, every ticket
+// that took part rolls over (or expires), as if unpaired.
+func (l *Lottery) RunEpoch(ctx context.Context, epoch uint64) (err error) {
+	l.runMu.Lock()
+	defer l.runMu.Unlock()
+	start := l.now()
+	defer func() {
+		l.metric.epochSeconds.Observe(l.now().Sub(start).Seconds())
+		if err != nil && !errors.Is(err, ErrEpochClosed) {
+			l.metric.epochFailures.Inc()
+		}
+	}()
+	if done, err := l.st.Has(epochKey(epoch, epochSummary)); err != nil {
+		return fmt.Errorf("pairing: epoch %d: %w", epoch, err)
+	} else if done {
+		return fmt.Errorf("%w: %d", ErrEpochClosed, epoch)
+	}
+	ents, err := l.close(epoch)
+	if err != nil {
+		return err
+	}
+	matches, sum, err := l.draw(ctx, epoch, ents)
+	if err != nil {
+		matches = nil
+	}
+	if serr := l.settle(ctx, epoch, ents, matches, sum); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("pairing: epoch %d: %w", epoch, err)
+	}
+	return nil
+}
+
+// close closes epoch and returns the waiting tickets that take part in it,
+// oldest first, at most the node's quota.
+func (l *Lottery) close(epoch uint64) ([]*waiting, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if epoch < l.nextOpen {
+		return nil, fmt.Errorf("%w: %d", ErrEpochClosed, epoch)
+	}
+	l.nextOpen = epoch + 1
+	var ents []*waiting
+	for _, w := range l.waiting {
+		if w.epoch <= epoch {
+			ents = append(ents, w)
+		}
+	}
+	slices.SortFunc(ents, func(a, b *waiting) int {
+		if c := a.issued.Compare(b.issued); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.acct[:], b.acct[:])
+	})
+	if len(ents) > l.cfg.MaxTicketsPerEpoch {
+		// Only after a restart with a smaller quota: the newest wait.
+		for _, w := range ents[l.cfg.MaxTicketsPerEpoch:] {
+			w.epoch = epoch + 1
+		}
+		l.metric.rolled.Add(float64(len(ents) - l.cfg.MaxTicketsPerEpoch))
+		ents = ents[:l.cfg.MaxTicketsPerEpoch]
+	}
+	for _, w := range ents {
+		w.epoch = epoch
+	}
+	return ents, nil
+}
+
+// match is a drawn pair with at least one ticket of this node, a. The
+// other is b if it is this node's too; otherwise it is another node's
+// ticket remote (found by remoteID), and local is a's ticket in the draw.
+type match struct {
+	pair     lottery.Pair
+	a, b     *waiting
+	local    *lottery.Ticket
+	remoteID [32]byte
+	remote   *lottery.Ticket
+}
+
+// draw stamps ents' tickets for epoch, commits and reveals, collects and
+// stores the epoch's inputs, draws, and returns the drawn pairs this node
+// is part of (those with a remote ticket confirmed by its home node).
+func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]match, summary, error) {
+	var sum summary
+	now := l.now()
+	mine := make([]*lottery.Ticket, len(ents))
+	for i, w := range ents {
+		mine[i] = w.ticket(epoch, l.node)
+	}
+	for i := 0; i < len(mine); i += wire.MaxStampBatch {
+		if err := lottery.StampTickets(l.key, now, mine[i:min(i+wire.MaxStampBatch, len(mine))]); err != nil {
+			return nil, sum, err
+		}
+	}
+	local := make(map[[32]byte]int, len(mine))
+	for i, t := range mine {
+		local[t.ID()] = i
+	}
+
+	reveal, err := lottery.NewReveal(l.rand)
+	if err != nil {
+		return nil, sum, err
+	}
+	if err := l.net.Publish(ctx, epoch, mine, lottery.SignCommit(l.key, epoch, reveal)); err != nil {
+		return nil, sum, fmt.Errorf("publishing: %w", err)
+	}
+	if err := l.net.Reveal(ctx, epoch, lottery.SignReveal(l.key, epoch, reveal)); err != nil {
+		return nil, sum, fmt.Errorf("revealing: %w", err)
+	}
+	in, err := l.net.Collect(ctx, epoch)
+	if err != nil {
+		return nil, sum, fmt.Errorf("collecting: %w", err)
+	}
+	in.Epoch = epoch
+	if len(in.Tickets) == 0 {
+		return nil, sum, nil // an idle epoch: nothing to draw or keep
+	}
+	// Persist before telling anyone: the inputs are the evidence for
+	// every pair this epoch announces.
+	if err := l.storeInputs(ctx, in); err != nil {
+		return nil, sum, err
+	}
+	res, err := lottery.Draw(in)
+	if err != nil {
+		return nil, sum, fmt.Errorf("drawing: %w", err)
+	}
+	sum = summary{seed: res.Seed, tickets: uint32(len(in.Tickets)), drawn: uint32(len(res.Pairs))}
+	for _, rj := range res.Rejected {
+		if _, ok := local[rj.ID]; ok {
+			l.log.Warn("own ticket rejected by the draw", "epoch", epoch, "err", rj.Err)
+		}
+	}
+
+	var matches []match
+	remote := map[[32]byte]*lottery.Ticket{}
+	for _, p := range res.Pairs {
+		ia, okA := local[p.A]
+		ib, okB := local[p.B]
+		switch {
+		case okA && okB:
+			matches = append(matches, match{pair: p, a: ents[ia], b: ents[ib]})
+		case okA:
+			matches = append(matches, match{pair: p, a: ents[ia], local: mine[ia], remoteID: p.B})
+			remote[p.B] = nil
+		case okB:
+			matches = append(matches, match{pair: p, a: ents[ib], local: mine[ib], remoteID: p.A})
+			remote[p.A] = nil
+		}
+	}
+	if len(remote) == 0 {
+		return matches, sum, nil
+	}
+	for _, t := range in.Tickets {
+		if _, ok := remote[t.ID()]; ok {
+			remote[t.ID()] = t
+		}
+	}
+	kept := matches[:0]
+	for _, m := range matches {
+		if m.b == nil {
+			m.remote = remote[m.remoteID]
+			ok, err := l.net.Confirm(ctx, m.pair, m.local, m.remote)
+			if err != nil || !ok {
+				l.log.Debug("remote pair not confirmed", "epoch", epoch, "err", err)
+				continue
+			}
+		}
+		kept = append(kept, m)
+	}
+	return kept, sum, nil
+}
+
+// storeInputs durably writes an epoch's tickets, commits and reveals under
+// epoch/<n>/, in batches of at most maxBatchWrites.
+func (l *Lottery) storeInputs(ctx context.Context, in lottery.EpochInputs) error {
+	b := l.st.NewBatch()
+	flush := func(force bool) error {
+		if b.Len() == 0 || (!force && b.Len() < maxBatchWrites) {
+			return nil
+		}
+		err := l.st.Commit(ctx, b)
+		b = l.st.NewBatch()
+		return err
+	}
+	put := func(sub string, id []byte, enc []byte) error {
+		b.Set(epochKey(in.Epoch, sub, id), enc)
+		return flush(false)
+	}
+	defer func() { b.Close() }()
+	for _, t := range in.Tickets {
+		enc, err := t.MarshalBinary()
+		if err != nil {
+			continue // a ticket that cannot be encoded is not canonical: the draw rejects it
+		}
+		id := t.ID()
+		if err := put(epochTicket, id[:], enc); err != nil {
+			return fmt.Errorf("storing epoch inputs: %w", err)
+		}
+	}
+	for i := range in.Commits {
+		enc, _ := in.Commits[i].MarshalBinary()
+		h := sha256.Sum256(enc)
+		if err := put(epochCommit, h[:], enc); err != nil {
+			return fmt.Errorf("storing epoch inputs: %w", err)
+		}
+	}
+	for i := range in.Reveals {
+		enc, _ := in.Reveals[i].MarshalBinary()
+		h := sha256.Sum256(enc)
+		if err := put(epochReveal, h[:], enc); err != nil {
+			return fmt.Errorf("storing epoch inputs: %w", err)
+		}
+	}
+	if err := flush(true); err != nil {
+		return fmt.Errorf("storing epoch inputs: %w", err)
+	}
+	return nil
+}
+
+// settle writes, in one synced batch: for each match whose local tickets
+// still wait, the room, the paired events of its local sides, the links'
+// room and the confirmed pair; the deletion of paired and expired tickets;
+// and the epoch's summary. Then it updates the waiting tickets in memory:
+// every other ticket of ents that still waits rolls over.
+func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, matches []match, sum summary) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	still := func(w *waiting) bool { return l.waiting[w.acct] == w }
+	now := l.now().UTC().Truncate(time.Millisecond)
+	b := l.st.NewBatch()
+	done := make(map[*waiting]bool)
+	var paired, expired, rolled []*waiting
+	for _, m := range matches {
+		if !still(m.a) || (m.b != nil && !still(m.b)) {
+			continue
+		}
+		if err := l.createRoom(b, m, now); err != nil {
+			l.mb.Discard(b)
+			return err
+		}
+		b.Set(epochKey(epoch, epochPair, m.pair.A[:], m.pair.B[:]), nil)
+		sum.confirmed++
+		for _, w := range []*waiting{m.a, m.b} {
+			if w != nil {
+				b.Delete(waitKey(w.acct))
+				done[w] = true
+				paired = append(paired, w)
+			}
+		}
+	}
+	for _, w := range ents {
+		switch {
+		case done[w] || !still(w):
+		case epoch >= w.first && epoch-w.first >= uint64(l.cfg.TicketTTL):
+			b.Delete(waitKey(w.acct))
+			expired = append(expired, w)
+		default:
+			rolled = append(rolled, w)
+		}
+	}
+	if sum.tickets > 0 {
+		b.Set(epochKey(epoch, epochSummary), encodeSummary(sum))
+	}
+	if b.Len() > 0 {
+		if err := l.mb.Commit(ctx, b); err != nil {
+			// Nothing changed: the tickets wait for the next epoch.
+			return fmt.Errorf("settling: %w", err)
+		}
+	} else {
+		l.mb.Discard(b)
+	}
+	for _, w := range paired {
+		delete(l.waiting, w.acct)
+		l.metric.waitSeconds.Observe(now.Sub(w.issued).Seconds())
+	}
+	for _, w := range expired {
+		delete(l.waiting, w.acct)
+	}
+	for _, w := range rolled {
+		w.epoch = epoch + 1
+	}
+	l.metric.pairs.Add(float64(sum.confirmed))
+	l.metric.expired.Add(float64(len(expired)))
+	l.metric.rolled.Add(float64(len(rolled)))
+	l.metric.waiting.Set(float64(len(l.waiting)))
+	if len(ents) > 0 {
+		l.log.Debug("epoch settled", "epoch", epoch, "tickets", len(ents), "pairs", sum.confirmed,
+			"rolled_over", len(rolled), "expired", len(expired))
+	}
+	return nil
+}
+
+// createRoom writes into b the room of m, its local sides' paired events
+// and their links' room.
+func (l *Lottery) createRoom(b *store.Batch, m match, now time.Time) error {
+	sides := [2]rooms.Side{{Ticket: m.a.keys, Home: l.node, Account: m.a.acct, Local: true}}
+	if m.b != nil {
+		sides[1] = rooms.Side{Ticket: m.b.keys, Home: l.node, Account: m.b.acct, Local: true}
+	} else {
+		sides[1] = rooms.Side{Ticket: m.remote.Keys, Home: m.remote.Home}
+	}
+	if bytes.Compare(sides[0].Ticket.Sign[:], sides[1].Ticket.Sign[:]) > 0 {
+		sides[0], sides[1] = sides[1], sides[0]
+	}
+	rec := rooms.Record{ID: RoomID(sides[0].Ticket, sides[1].Ticket), Sides: sides, Created: now}
+	if err := l.rooms.Put(b, rec); err != nil {
+		return fmt.Errorf("creating room: %w", err)
+	}
+	for i, s := range sides {
+		if !s.Local {
+			continue
+		}
+		p := sides[1-i]
+		body, err := json.Marshal(PairedEvent{
+			Room:    rec.ID,
+			Me:      PairedSide{Sign: s.Ticket.Sign, DH: s.Ticket.DH, Home: s.Home},
+			Partner: PairedSide{Sign: p.Ticket.Sign, DH: p.Ticket.DH, Home: p.Home},
+			Created: now,
+		})
+		if err != nil {
+			return fmt.Errorf("encoding paired event: %w", err)
+		}
+		if _, err := l.mb.Append(b, s.Account, mailbox.Event{Kind: mailbox.KindPaired, Room: rec.ID, Time: now, Body: body}); err != nil {
+			return fmt.Errorf("announcing room: %w", err)
+		}
+	}
+	for _, w := range []*waiting{m.a, m.b} {
+		if w != nil {
+			b.Set(linkKey(w.keys.Sign), encodeLink(Link{
+				Ticket: w.keys.Sign, DH: w.keys.DH, Account: w.acct, Epoch: w.first, Issued: w.issued, Room: rec.ID,
+			}))
+		}
+	}
+	return nil
+}
+
+// Audit recomputes a stored epoch's draw and checks the pairs this node
+// confirmed in it against the draw (lottery.Audit). It fails with
+// ErrUnknownEpoch if no inputs of the epoch are stored.
+func (l *Lottery) Audit(ctx context.Context, epoch uint64) (*lottery.AuditReport, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	in := lottery.EpochInputs{Epoch: epoch}
+	var confirmed []lottery.Pair
+	var parseErr error
+	prefix := epochKey(epoch, "")
+	err := l.st.Scan(prefix, nil, 0, func(key, v []byte) bool {
+		rest := key[len(prefix):]
+		var err error
+		switch {
+		case bytes.HasPrefix(rest, []byte(epochTicket)):
+			var t *lottery.Ticket
+			if t, err = lottery.ParseTicket(v); err == nil {
+				in.Tickets = append(in.Tickets, t)
+			}
+		case bytes.HasPrefix(rest, []byte(epochCommit)):
+			var c *lottery.Commit
+			if c, err = lottery.ParseCommit(v); err == nil {
+				in.Commits = append(in.Commits, *c)
+			}
+		case bytes.HasPrefix(rest, []byte(epochReveal)):
+			var r *lottery.Reveal
+			if r, err = lottery.ParseReveal(v); err == nil {
+				in.Reveals = append(in.Reveals, *r)
+			}
+		case bytes.HasPrefix(rest, []byte(epochPair)):
+			id := rest[len(epochPair):]
+			if len(id) != 64 {
+				err = fmt.Errorf("pair key of %d bytes", len(id))
+				break
+			}
+			var p lottery.Pair
+			copy(p.A[:], id[:32])
+			copy(p.B[:], id[32:])
+			confirmed = append(confirmed, p)
+		}
+		if err != nil {
+			parseErr = fmt.Errorf("%w: epoch %d: %w", ErrCorrupt, epoch, err)
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = parseErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Tickets) == 0 {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
+	}
+	rep, err := lottery.Audit(in, confirmed)
+	if err != nil {
+		return nil, fmt.Errorf("pairing: auditing epoch %d: %w", epoch, err)
+	}
+	return rep, nil
+}
+
+// Purge drops the inputs of epochs that ended more than
+// Config.EpochRetention ago, and the ticket-to-account links nobody can
+// need any more: issued more than wire.MaxDisclosureAge ago, and, for a
+// paired ticket, whose room closed more than wire.MaxDisclosureAge ago (or
+// is gone), since messages are stamped only while a room is open. It
+// returns the number of links dropped.
+func (l *Lottery) Purge(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := l.now()
+	if old := l.epochAt(now.Add(-l.cfg.EpochRetention)); old > 0 {
+		b := l.st.NewBatch()
+		b.DeleteRange(epochStartKey(0), epochStartKey(old))
+		if err := l.st.Commit(ctx, b); err != nil {
+			return 0, fmt.Errorf("pairing: pruning epochs: %w", err)
+		}
+	}
+	cutoff := now.Add(-wire.MaxDisclosureAge)
+	prefix := []byte(store.PrefixTicket)
+	var after []byte
+	total := 0
+	for {
+		var links []Link
+		var last []byte
+		var decodeErr error
+		err := l.st.Scan(prefix, after, maxBatchWrites/2, func(key, v []byte) bool {
+			last = append(last[:0], key...)
+			var t keys.TicketID
+			if len(key) != len(prefix)+len(t) {
+				return true // not a link: leave it alone
+			}
+			copy(t[:], key[len(prefix):])
+			lk, err := decodeLink(t, v)
+			if err != nil {
+				decodeErr = err
+				return false
+			}
+			if lk.Issued.Before(cutoff) {
+				links = append(links, lk)
+			}
+			return true
+		})
+		if err == nil {
+			err = decodeErr
+		}
+		if err != nil {
+			return total, fmt.Errorf("pairing: purging links: %w", err)
+		}
+		b := l.st.NewBatch()
+		n := 0
+		for _, lk := range links {
+			keep, err := l.linkNeeded(ctx, lk, cutoff)
+			if err != nil {
+				b.Close()
+				return total, fmt.Errorf("pairing: purging links: %w", err)
+			}
+			if !keep {
+				b.Delete(linkKey(lk.Ticket))
+				b.Delete(dhKey(lk.DH))
+				n++
+			}
+		}
+		if n > 0 {
+			if err := l.st.Commit(ctx, b); err != nil {
+				return total, fmt.Errorf("pairing: purging links: %w", err)
+			}
+		} else {
+			b.Close()
+		}
+		total += n
+		if last == nil {
+			return total, nil
+		}
+		after = last
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
+}
+
+// linkNeeded reports whether a link issued before cutoff must still be
+// kept: its ticket still waits, or its room is open or closed after cutoff.
+func (l *Lottery) linkNeeded(ctx context.Context, lk Link, cutoff time.Time) (bool, error) {
+	l.mu.Lock()
+	w := l.waiting[lk.Account]
+	l.mu.Unlock()
+	if w != nil && w.keys.Sign == lk.Ticket {
+		return true, nil
+	}
+	if lk.Room == (keys.RoomID{}) {
+		return false, nil
+	}
+	rec, err := l.rooms.Get(ctx, lk.Room)
+	switch {
+	case errors.Is(err, rooms.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return !rec.IsClosed() || !rec.Closed.Before(cutoff), nil
+}
