@@ -1,0 +1,178 @@
+package node_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/nodekey"
+	"github.com/parley-chat/parley/protocol/envelope"
+	"github.com/parley-chat/parley/protocol/keys"
+	"github.com/parley-chat/parley/protocol/room"
+)
+
+// startNode runs a real node in process on loopback and returns its client
+// API URL; the node stops when the test ends.
+func startNode(t *testing.T) string {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Client.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Pairing.EpochLength = 100 * time.Millisecond
+	if _, err := nodekey.Create(filepath.Join(cfg.DataDir, "node.key"), nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	addr, _, err := n.Addrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr
+}
+
+type tuser struct {
+	c      *client.Client
+	ticket keys.TicketKeys
+	room   *room.Room
+	info   *client.Room
+	pos    uint64
+}
+
+func newTUser(ctx context.Context, t *testing.T, url, name string) *tuser {
+	t.Helper()
+	k, _ := keys.GenerateAccountKey(rand.Reader)
+	c := client.New(url)
+	if _, err := c.Register(ctx, name, k.Public(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, name, k); err != nil {
+		t.Fatal(err)
+	}
+	return &tuser{c: c}
+}
+
+func (u *tuser) pair(ctx context.Context, t *testing.T) {
+	t.Helper()
+	u.ticket, _ = keys.GenerateTicketKeys(rand.Reader)
+	if _, err := u.c.Pair(ctx, client.PairRequest{Ticket: u.ticket.Public()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPaired syncs until the paired event arrives and derives the room.
+func (u *tuser) waitPaired(ctx context.Context, t *testing.T) {
+	t.Helper()
+	for u.info == nil {
+		res, err := u.c.Sync(ctx, u.pos, 100, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range res.Events {
+			if ev.Kind == client.EventPaired {
+				u.info = ev.RoomInfo
+			}
+		}
+		u.pos = res.Next
+	}
+	r, err := room.Derive(u.ticket, u.info.Partner.Public())
+	if err != nil || r.ID() != u.info.ID {
+		t.Fatalf("Derive = %v, %v; node says room %v", r, err, u.info.ID)
+	}
+	u.room = r
+}
+
+// Issue 3: no account can read or write another's rooms or mailbox through
+// the client API (spec 09 §1 "Authorisation").
+func TestAuthorisationAgainstARealNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := startNode(t)
+	alice, bob, carol := newTUser(ctx, t, url, "alice"), newTUser(ctx, t, url, "bob"), newTUser(ctx, t, url, "carol")
+	alice.pair(ctx, t)
+	bob.pair(ctx, t)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+
+	e, err := alice.room.Seal(envelope.ContentText, []byte("for bob only"), time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.Send(ctx, alice.room.ID(), "tx-1", e); err != nil {
+		t.Fatal(err)
+	}
+
+	// Carol cannot send into alice and bob's room, even with a well-formed
+	// envelope naming it, nor leave it, nor see it.
+	carolTicket, _ := keys.GenerateTicketKeys(rand.Reader)
+	fake, _ := room.Derive(carolTicket, bob.ticket.Public())
+	forged, _ := fake.Seal(envelope.ContentText, []byte("hi"), time.Now(), rand.Reader)
+	forged.Header.Room = alice.room.ID()
+	if _, err := carol.c.Send(ctx, alice.room.ID(), "tx-x", forged); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("carol Send into alice's room = %v, want not_found", err)
+	}
+	// Nor replay alice's own envelope under her own account.
+	if _, err := carol.c.Send(ctx, alice.room.ID(), "tx-y", e); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("carol re-sending alice's envelope = %v, want not_found", err)
+	}
+	if err := carol.c.Leave(ctx, alice.room.ID()); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("carol Leave(alice's room) = %v, want not_found", err)
+	}
+	if rooms, err := carol.c.Rooms(ctx); err != nil || len(rooms) != 0 {
+		t.Errorf("carol Rooms = %v, %v, want none", rooms, err)
+	}
+	// Carol's sync and ack touch only her own (empty) mailbox.
+	if res, err := carol.c.Sync(ctx, 0, 100, 0); err != nil || len(res.Events) != 0 {
+		t.Errorf("carol Sync = %+v, %v, want no events", res, err)
+	}
+	if err := carol.c.Ack(ctx, 1<<40); err != nil {
+		t.Errorf("carol Ack = %v", err)
+	}
+
+	// Bob still gets alice's message, once, and it opens.
+	var got []string
+	for len(got) == 0 {
+		res, err := bob.c.Sync(ctx, bob.pos, 100, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range res.Events {
+			if ev.Kind != client.EventMessage {
+				continue
+			}
+			env, err := envelope.Parse(ev.Envelope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := bob.room.Open(env, bob.info.Partner.Home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(o.Content))
+		}
+		bob.pos = res.Next
+	}
+	if len(got) != 1 || got[0] != "for bob only" {
+		t.Fatalf("bob received %q", got)
+	}
+	// Alice's room is still open for its members.
+	if err := bob.c.Leave(ctx, bob.room.ID()); err != nil {
+		t.Fatalf("bob Leave = %v", err)
+	}
+}
