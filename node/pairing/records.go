@@ -11,16 +11,11 @@ import (
 	"github.com/parley-chat/parley/protocol/wire"
 )
 
-// Prefixes this package needs beyond the two node/store assigns it
-// (store.PrefixTicket, store.PrefixEpoch). They are proposed for
-// node/store/keys.go; until they are there they live here, and nothing else
-// may write under them.
+// The package's prefixes beyond store.PrefixTicket and store.PrefixEpoch,
+// under shorter names (node/store/keys.go documents them).
 const (
-	// prefixWaiting: wait/<AccountID 32> -> the account's waiting ticket.
-	prefixWaiting = "wait/"
-	// prefixTicketDH: tktdh/<X25519 key 32> -> the ticket signing key of
-	// the link that used it, so that no X25519 key is used twice.
-	prefixTicketDH = "tktdh/"
+	prefixWaiting  = store.PrefixWaiting
+	prefixTicketDH = store.PrefixTicketDH
 )
 
 // Sub-keys of one epoch, under epoch/<epoch u64>/.

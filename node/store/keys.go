@@ -47,6 +47,11 @@ const (
 	PrefixTicket = "tkt/"
 	// PrefixEpoch: epoch/<epoch u64>/... -> an epoch's lottery inputs, for audit.
 	PrefixEpoch = "epoch/"
+	// PrefixWaiting: wait/<AccountID 32> -> the account's waiting ticket.
+	PrefixWaiting = "wait/"
+	// PrefixTicketDH: tktdh/<X25519 key 32> -> the ticket signing key that
+	// used it (ticket keys are never reused).
+	PrefixTicketDH = "tktdh/"
 
 	// Reports (node/reports).
 
