@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,9 +111,40 @@ func TestConfigValidateReportsAll(t *testing.T) {
 	}
 }
 
+// slowSyncFS is an in-memory filesystem whose syncs take as long as a
+// disk's, so that commits queue behind them as they do on a real device.
+type slowSyncFS struct{ vfs.FS }
+
+type slowSyncFile struct{ vfs.File }
+
+func (f slowSyncFile) Sync() error {
+	time.Sleep(time.Millisecond) // simulated device latency, not synchronisation
+	return f.File.Sync()
+}
+
+func (f slowSyncFile) SyncData() error { return f.Sync() }
+
+func (f slowSyncFile) SyncTo(n int64) (bool, error) { return true, f.Sync() }
+
+func (fs slowSyncFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, c)
+	if err != nil {
+		return nil, err
+	}
+	return slowSyncFile{f}, nil
+}
+
+func (fs slowSyncFS) ReuseForWrite(o, n string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(o, n, c)
+	if err != nil {
+		return nil, err
+	}
+	return slowSyncFile{f}, nil
+}
+
 // Concurrent commits share syncs: far fewer fsyncs than commits.
 func TestGroupCommit(t *testing.T) {
-	s := open(t, vfs.NewMem())
+	s := open(t, slowSyncFS{vfs.NewMem()})
 	defer s.Close()
 	before := s.Syncs()
 	const writers, each = 64, 50
