@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -116,6 +117,12 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 		Cache:        cache,
 		MemTableSize: cfg.MemTableBytes,
 		Logger:       pebbleLogger{log},
+	}
+	// Bloom filters on every level: the node's hot path asks for keys that
+	// usually do not exist (a send's transaction and envelope-seen records),
+	// and a filter answers most of those without reading a block.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	popts.EnsureDefaults()
 	db, err := pebble.Open(cfg.Dir, popts)
