@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/parley-chat/parley/node/accounts"
+	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/api"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/nodekey"
@@ -75,6 +76,8 @@ type Config struct {
 	Relay relay.Config `toml:"relay" comment:"The send path: stamping and durable storage of messages."`
 	// Pairing configures the lottery.
 	Pairing pairing.Config `toml:"pairing" comment:"The pairing lottery."`
+	// Admin configures the admin API (admin section).
+	Admin admin.Config `toml:"admin" comment:"The admin API on the operator listener (spec/10-admin-api.md); its token is <data_dir>/admin.token."`
 }
 
 // LogConfig configures the node's log output.
@@ -106,6 +109,7 @@ func DefaultConfig() Config {
 		Mailbox:         mailbox.DefaultConfig(),
 		Relay:           relay.DefaultConfig(),
 		Pairing:         pairing.DefaultConfig(),
+		Admin:           admin.DefaultConfig(), // admin
 	}
 }
 
@@ -143,7 +147,7 @@ func (c *Config) Validate() error {
 	ac.Audience = "node"
 	ap := c.API
 	ap.NodeID, ap.Network = keys.NodeID{}.String(), "network"
-	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate()} {
+	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate(), c.Admin.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -156,6 +160,9 @@ func (c *Config) StoreDir() string { return filepath.Join(c.DataDir, "store") }
 
 // KeyFile is the node key's path.
 func (c *Config) KeyFile() string { return filepath.Join(c.DataDir, "node.key") }
+
+// AdminTokenFile is the admin token's path.
+func (c *Config) AdminTokenFile() string { return admin.TokenPath(c.DataDir) }
 
 // Option is a test seam or wiring choice for New.
 type Option func(*options)
@@ -195,6 +202,9 @@ type Node struct {
 	relay    *relay.Relay
 	pairing  *pairing.Lottery
 	api      *api.Server
+	admin    *admin.Server // admin: the operator's admin API
+
+	adminTokenHash [32]byte // admin: SHA-256 of the admin token, all the node keeps
 
 	mu        sync.Mutex
 	clientLn  net.Listener
@@ -220,8 +230,16 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// admin: the admin token, read before anything is opened.
+	tokenHash, err := admin.LoadTokenHash(cfg.AdminTokenFile())
+	if errors.Is(err, admin.ErrNoToken) {
+		return nil, fmt.Errorf("node: no admin token at %s: create one with `parleyd admin token --data %s`", cfg.AdminTokenFile(), cfg.DataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
 	log := o.logger.With("node", key.Public().String())
-	n := &Node{cfg: cfg, log: log, reg: o.reg, key: key, ready: ops.NewReady("store", "listeners"), listening: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, reg: o.reg, key: key, ready: ops.NewReady("store", "listeners"), listening: make(chan struct{}), adminTokenHash: tokenHash}
 
 	stCfg := cfg.Store
 	stCfg.Dir = cfg.StoreDir()
@@ -268,6 +286,12 @@ func (n *Node) build(cfg Config, o options) error {
 		Pairing:  pairingAdapter{l: n.pairing},
 		Reports:  reportsAdapter{r: rep},
 	}, api.WithClock(o.now), api.WithLogger(log), api.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	// admin: the operator's admin API, mounted on the operator listener by Run.
+	n.admin, err = admin.New(cfg.Admin, admin.Deps{Accounts: n.accounts, Reports: rep, Lottery: n.pairing},
+		n.adminTokenHash, admin.WithLogger(log), admin.WithRegisterer(reg))
 	return err
 }
 
@@ -311,7 +335,7 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.listening)
 
 	clientSrv := &http.Server{Handler: n.clientHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
-	opSrv := &http.Server{Handler: ops.Handler(n.reg, n.ready, nil), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	opSrv := &http.Server{Handler: ops.Handler(n.reg, n.ready, map[string]http.Handler{admin.Prefix: n.admin.Handler()}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 
 	errc := make(chan error, 5)
 	var wg sync.WaitGroup

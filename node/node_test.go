@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/nodekey"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -25,6 +26,9 @@ func startNode(t *testing.T) string {
 	cfg.Client.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Pairing.EpochLength = 100 * time.Millisecond
 	if _, err := nodekey.Create(filepath.Join(cfg.DataDir, "node.key"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateToken(admin.TokenPath(cfg.DataDir), nil); err != nil {
 		t.Fatal(err)
 	}
 	n, err := node.New(cfg)

@@ -1,5 +1,5 @@
-// Package daemon is the parleyd command line: init, run, version and config
-// check. cmd/parleyd/main.go only turns the process (args, environment,
+// Package daemon is the parleyd command line: init, run, version, config
+// check and admin. cmd/parleyd/main.go only turns the process (args, environment,
 // signals) into a call to Main.
 package daemon
 
@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/config"
 	"github.com/parley-chat/parley/node/nodekey"
 )
@@ -30,11 +31,14 @@ var ErrUsage = errors.New("usage error")
 const usage = `parleyd runs a Parley node.
 
 Usage:
-  parleyd init --data DIR [--network ID]   create a node: config file and key (never overwrites)
+  parleyd init --data DIR [--network ID]   create a node: config file, key and admin token (never overwrites)
   parleyd run [--data DIR | --config FILE] [flags]
                                            run the node until SIGINT or SIGTERM
   parleyd config check [--data DIR | --config FILE]
                                            validate the configuration and print every problem
+  parleyd admin [--data DIR] [--json] COMMAND
+                                           the admin API: accounts, invites, reports, lottery audit
+                                           (parleyd admin help lists the commands)
   parleyd version                          print the version
 
 Configuration comes from, lowest to highest: defaults, the config file
@@ -68,6 +72,12 @@ func Main(ctx context.Context, e Env) error {
 			return ErrUsage
 		}
 		return cmdConfigCheck(e)
+	case "admin":
+		if len(e.Args) > 1 && (e.Args[1] == "help" || e.Args[1] == "--help" || e.Args[1] == "-h") {
+			fmt.Fprint(e.Stdout, adminUsage)
+			return nil
+		}
+		return cmdAdmin(ctx, e)
 	case "version", "--version", "-v":
 		fmt.Fprintf(e.Stdout, "parleyd %s\n", node.Version)
 		return nil
@@ -131,7 +141,12 @@ func cmdInit(e Env) error {
 	if err != nil {
 		return fmt.Errorf("parleyd init: %w", err)
 	}
-	fmt.Fprintf(e.Stdout, "created node %s\n  config: %s\n  key:    %s\nstart it with: parleyd run --data %s\n", k.Public(), cfgPath, cfg.KeyFile(), abs)
+	// The admin token: created unless one is already there (`parleyd admin
+	// token` may have made it), never overwritten.
+	if err := admin.CreateToken(cfg.AdminTokenFile(), nil); err != nil && !errors.Is(err, admin.ErrTokenExists) {
+		return fmt.Errorf("parleyd init: %w", err)
+	}
+	fmt.Fprintf(e.Stdout, "created node %s\n  config: %s\n  key:    %s\n  admin:  %s\nstart it with: parleyd run --data %s\n", k.Public(), cfgPath, cfg.KeyFile(), cfg.AdminTokenFile(), abs)
 	return nil
 }
 

@@ -1,0 +1,397 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/admin"
+)
+
+const adminUsage = `usage: parleyd admin [--data DIR | --config FILE] [--operator-listen ADDR] [--json] COMMAND
+
+Commands (they call the running node's admin API, spec/10-admin-api.md):
+  accounts list [--after ID] [--limit N]   list accounts, in ID order
+  accounts show NAME|ID                    show one account
+  accounts suspend NAME|ID --reason TEXT   suspend an account and end its sessions
+  accounts unsuspend NAME|ID               lift a suspension
+  invite                                   create an invite token (registration_mode "invite")
+  reports list [--limit N]                 the report queue (no plaintext)
+  reports show ID                          one report, with the disclosed messages
+  lottery audit --epoch N                  recompute a past lottery epoch and check its pairs
+  token                                    create DIR/admin.token if it is missing (no node needed)
+
+The node's address is operator.listen from the configuration; the token is
+read from DIR/admin.token. --json prints the API's JSON answer.
+`
+
+// adminTimeout bounds one admin API call.
+const adminTimeout = 30 * time.Second
+
+// adminCommand is a parsed `parleyd admin` command line.
+type adminCommand struct {
+	words  []string // the command and its positional arguments
+	json   bool
+	reason *string
+	epoch  *uint64
+	limit  int
+	after  string
+}
+
+// parseInterspersed parses fl over args, allowing flags after positional
+// arguments (`accounts suspend bob --reason spam`); it returns the
+// positional arguments.
+func parseInterspersed(fl *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			return nil, err
+		}
+		if fl.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fl.Arg(0))
+		args = fl.Args()[1:]
+	}
+}
+
+// adminFlagsFor lists the command-specific flags each command accepts.
+var adminFlagsFor = map[string][]string{
+	"accounts list":      {"after", "limit"},
+	"accounts suspend":   {"reason"},
+	"reports list":       {"limit"},
+	"lottery audit":      {"epoch"},
+	"accounts show":      nil,
+	"accounts unsuspend": nil,
+	"invite":             nil,
+	"reports show":       nil,
+	"token":              nil,
+}
+
+// adminArgs is how many positional arguments follow each command.
+var adminArgs = map[string]int{"accounts show": 1, "accounts suspend": 1, "accounts unsuspend": 1, "reports show": 1}
+
+func cmdAdmin(ctx context.Context, e Env) error {
+	lf := newLoadFlags("admin", e)
+	var c adminCommand
+	lf.fl.BoolVar(&c.json, "json", false, "print the API's JSON answer")
+	reason := lf.fl.String("reason", "", "suspension reason (accounts suspend)")
+	epoch := lf.fl.Uint64("epoch", 0, "lottery epoch (lottery audit)")
+	lf.fl.IntVar(&c.limit, "limit", 0, "how many to list (default: the node's admin.default_limit)")
+	lf.fl.StringVar(&c.after, "after", "", "list accounts after this account ID (paging)")
+	lf.fl.Usage = func() { fmt.Fprint(e.Stderr, adminUsage) }
+	words, err := parseInterspersed(lf.fl, e.Args[1:])
+	if err != nil {
+		return ErrUsage
+	}
+	name, nargs := "", 0
+	for cmd := range adminFlagsFor {
+		n := len(strings.Fields(cmd))
+		if len(words) >= n && strings.Join(words[:n], " ") == cmd {
+			name, nargs = cmd, len(words)-n
+			c.words = words[n:]
+		}
+	}
+	if name == "" || nargs != adminArgs[name] {
+		fmt.Fprint(e.Stderr, adminUsage)
+		return ErrUsage
+	}
+	var bad []string
+	lf.fl.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "reason":
+			c.reason = reason
+		case "epoch":
+			c.epoch = epoch
+		}
+		if !isCommonAdminFlag(f.Name) && !contains(adminFlagsFor[name], f.Name) {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		fmt.Fprintf(e.Stderr, "parleyd admin %s does not take %s\n\n%s", name, strings.Join(bad, ", "), adminUsage)
+		return ErrUsage
+	}
+	if name == "token" {
+		return adminToken(e, lf)
+	}
+	if name == "accounts suspend" && c.reason == nil {
+		fmt.Fprint(e.Stderr, "parleyd admin accounts suspend needs --reason TEXT\n")
+		return ErrUsage
+	}
+	if name == "lottery audit" && c.epoch == nil {
+		fmt.Fprint(e.Stderr, "parleyd admin lottery audit needs --epoch N\n")
+		return ErrUsage
+	}
+	cfg, err := lf.load(e)
+	if err != nil {
+		return err
+	}
+	cl, err := newAdminClient(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	return cl.run(ctx, e.Stdout, name, c)
+}
+
+func isCommonAdminFlag(name string) bool {
+	if _, ok := shortcuts[name]; ok {
+		return true
+	}
+	return name == "data" || name == "config" || name == "set" || name == "json"
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// adminToken creates the admin token file if it is missing. It needs no
+// running node: only the data directory.
+func adminToken(e Env, lf *loadFlags) error {
+	dir := *lf.dir
+	if cfg, err := lf.load(e); err == nil {
+		dir = cfg.DataDir
+	} else if dir == "" {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	path := admin.TokenPath(abs)
+	err = admin.CreateToken(path, nil)
+	switch {
+	case errors.Is(err, admin.ErrTokenExists):
+		fmt.Fprintf(e.Stdout, "admin token %s already exists; kept it\n", path)
+		return nil
+	case err != nil:
+		return fmt.Errorf("parleyd admin token: %w", err)
+	}
+	fmt.Fprintf(e.Stdout, "created admin token %s (mode 0600); a running node reads it at its next start\n", path)
+	return nil
+}
+
+// adminClient calls a running node's admin API.
+type adminClient struct {
+	base  string // http://host:port
+	token string
+	http  *http.Client
+}
+
+func newAdminClient(cfg node.Config) (*adminClient, error) {
+	host, port, err := net.SplitHostPort(cfg.Operator.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("operator.listen %q: %w", cfg.Operator.Listen, err)
+	}
+	if port == "0" {
+		return nil, fmt.Errorf("operator.listen %q has port 0: give the running node's operator address with --operator-listen HOST:PORT", cfg.Operator.Listen)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	tok, err := admin.LoadToken(cfg.AdminTokenFile())
+	if errors.Is(err, admin.ErrNoToken) {
+		return nil, fmt.Errorf("no admin token at %s: create one with `parleyd admin token --data %s` and restart the node", cfg.AdminTokenFile(), cfg.DataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &adminClient{base: "http://" + net.JoinHostPort(host, port), token: tok, http: &http.Client{}}, nil
+}
+
+// do calls the API and decodes a 2xx answer into out; raw is the body.
+func (c *adminClient) do(ctx context.Context, method, path string, body any, out any) (raw []byte, err error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+admin.Prefix+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("calling the node's admin API at %s (is the node running?): %w", c.base, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb admin.ErrorBody
+		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
+			return nil, fmt.Errorf("admin API: %s: %s (HTTP %d)", eb.Error.Code, eb.Error.Message, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("admin API: HTTP %d", resp.StatusCode)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return nil, fmt.Errorf("admin API: bad answer: %w", err)
+	}
+	return raw, nil
+}
+
+func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adminCommand) error {
+	var (
+		raw []byte
+		err error
+		out func()
+	)
+	esc := func(s string) string { return url.PathEscape(s) }
+	switch name {
+	case "accounts list":
+		q := url.Values{}
+		if cmd.limit != 0 {
+			q.Set("limit", strconv.Itoa(cmd.limit))
+		}
+		if cmd.after != "" {
+			q.Set("after", cmd.after)
+		}
+		path := "accounts"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		var l admin.AccountList
+		raw, err = c.do(ctx, http.MethodGet, path, nil, &l)
+		out = func() { printAccounts(w, l) }
+	case "accounts show":
+		var a admin.Account
+		raw, err = c.do(ctx, http.MethodGet, "accounts/"+esc(cmd.words[0]), nil, &a)
+		out = func() { printAccount(w, a) }
+	case "accounts suspend":
+		var r admin.SuspendResult
+		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/suspend", admin.SuspendRequest{Reason: cmd.reason}, &r)
+		out = func() {
+			fmt.Fprintf(w, "suspended %s (%s); %d session(s) revoked\n", r.Account.Username, r.Account.ID, r.SessionsRevoked)
+		}
+	case "accounts unsuspend":
+		var r admin.SuspendResult
+		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/unsuspend", nil, &r)
+		out = func() { fmt.Fprintf(w, "unsuspended %s (%s)\n", r.Account.Username, r.Account.ID) }
+	case "invite":
+		var r admin.Invite
+		raw, err = c.do(ctx, http.MethodPost, "invites", nil, &r)
+		out = func() { fmt.Fprintf(w, "invite: %s\nexpires: %s\n", r.Invite, r.Expires) }
+	case "reports list":
+		path := "reports"
+		if cmd.limit != 0 {
+			path += "?limit=" + strconv.Itoa(cmd.limit)
+		}
+		var l admin.ReportList
+		raw, err = c.do(ctx, http.MethodGet, path, nil, &l)
+		out = func() { printReports(w, l) }
+	case "reports show":
+		var r admin.Report
+		raw, err = c.do(ctx, http.MethodGet, "reports/"+esc(cmd.words[0]), nil, &r)
+		out = func() { printReport(w, r) }
+	case "lottery audit":
+		var a admin.Audit
+		raw, err = c.do(ctx, http.MethodGet, "lottery/epochs/"+strconv.FormatUint(*cmd.epoch, 10)+"/audit", nil, &a)
+		out = func() { printAudit(w, a) }
+	default:
+		return fmt.Errorf("parleyd admin: unknown command %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	if cmd.json {
+		var buf bytes.Buffer
+		if json.Indent(&buf, raw, "", "  ") != nil {
+			buf.Reset()
+			buf.Write(raw)
+		}
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	out()
+	return nil
+}
+
+func status(a admin.Account) string {
+	if a.Suspended {
+		return "suspended"
+	}
+	return "active"
+}
+
+func printAccounts(w io.Writer, l admin.AccountList) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tSTATUS\tCREATED\tID")
+	for _, a := range l.Accounts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Username, status(a), a.Created, a.ID)
+	}
+	_ = tw.Flush()
+	if l.Next != "" {
+		fmt.Fprintf(w, "more: parleyd admin accounts list --after %s\n", l.Next)
+	}
+}
+
+func printAccount(w io.Writer, a admin.Account) {
+	fmt.Fprintf(w, "username: %s\nid:       %s\ncreated:  %s\nstatus:   %s\n", a.Username, a.ID, a.Created, status(a))
+	if a.Suspended {
+		fmt.Fprintf(w, "reason:   %s\n", a.SuspendReason)
+	}
+}
+
+func printReports(w io.Writer, l admin.ReportList) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRECEIVED\tREASON\tITEMS\tREPORTER\tACCUSED TICKET")
+	for _, r := range l.Reports {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Received, r.Reason, r.Items, r.Reporter, r.AccusedTicket)
+	}
+	_ = tw.Flush()
+}
+
+func printReport(w io.Writer, r admin.Report) {
+	fmt.Fprintf(w, "report:   %s\nreceived: %s\nreporter: %s\nreason:   %s\ncomment:  %s\nroom:     %s\naccused:  %s\n",
+		r.ID, r.Received, r.Reporter, r.Reason, r.Comment, r.AccusedRoom, r.AccusedTicket)
+	for i, it := range r.Content {
+		fmt.Fprintf(w, "\nmessage %d (seq %d, sent %s, stamped %s by %s):\n  %s\n", i+1, it.Seq, it.Sent, it.Stamped, it.StampingNode, it.Text)
+	}
+}
+
+func printAudit(w io.Writer, a admin.Audit) {
+	verdict := "ok: every pair confirmed here was drawn"
+	if !a.OK {
+		verdict = fmt.Sprintf("FAULT: %d confirmed pair(s) were not drawn", len(a.NotDrawn))
+	}
+	fmt.Fprintf(w, "epoch %d: %s\nseed:      %s\nincluded:  %d node(s)\nexcluded:  %d node(s)\npairs:     %d drawn, %d not confirmed here\nunmatched: %d ticket(s), %d rejected\n",
+		a.Epoch, verdict, a.Seed, len(a.Included), len(a.Excluded), a.Pairs, a.NotConfirmed, a.Unmatched, a.Rejected)
+	for _, id := range a.Excluded {
+		fmt.Fprintf(w, "  excluded: %s\n", id)
+	}
+	for _, p := range a.NotDrawn {
+		fmt.Fprintf(w, "  not drawn: %s %s\n", p.A, p.B)
+	}
+}
