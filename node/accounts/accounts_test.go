@@ -148,7 +148,7 @@ func TestRegisterModes(t *testing.T) {
 			}
 			continue
 		}
-		want := accounts.Account{ID: u.id(), Username: "alice", Created: e.clock.now()}
+		want := accounts.Account{ID: u.id(), Username: "alice", Created: e.clock.Now()}
 		if acct != want {
 			t.Errorf("mode %q: Register() = %+v, want %+v", tt.mode, acct, want)
 		}
@@ -218,7 +218,7 @@ func TestInviteSingleUseAndExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := e.clock.now().Add(time.Hour); !expires.Equal(want) {
+	if want := e.clock.Now().Add(time.Hour); !expires.Equal(want) {
 		t.Errorf("CreateInvite() expires = %v, want %v", expires, want)
 	}
 	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
@@ -255,11 +255,11 @@ func TestInviteSingleUseAndExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.advance(time.Hour - time.Millisecond)
+	e.clock.Advance(time.Hour - time.Millisecond)
 	if _, err := e.svc.Register(ctx, carol.name, carol.id(), inv2); err != nil {
 		t.Errorf("Register(invite just before expiry) = %v, want nil", err)
 	}
-	e.clock.advance(time.Millisecond)
+	e.clock.Advance(time.Millisecond)
 	dave := newUser(t, "dave")
 	if _, err := e.svc.Register(ctx, dave.name, dave.id(), inv3); !errors.Is(err, accounts.ErrBadInvite) {
 		t.Errorf("Register(expired invite) = %v, want ErrBadInvite", err)
@@ -279,10 +279,10 @@ func TestLoginHappyPath(t *testing.T) {
 	if c.Audience != audience {
 		t.Errorf("Challenge().Audience = %q, want %q", c.Audience, audience)
 	}
-	if want := e.clock.now().Add(2 * time.Minute); !c.Expires.Equal(want) {
+	if want := e.clock.Now().Add(2 * time.Minute); !c.Expires.Equal(want) {
 		t.Errorf("Challenge().Expires = %v, want %v", c.Expires, want)
 	}
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	s, err := e.svc.Login(ctx, "alice", c.Nonce, alice.sign(audience, c.Nonce))
 	if err != nil {
 		t.Fatalf("Login() = %v", err)
@@ -290,7 +290,7 @@ func TestLoginHappyPath(t *testing.T) {
 	if s.Account != acct {
 		t.Errorf("Login().Account = %+v, want %+v", s.Account, acct)
 	}
-	if want := e.clock.now().Add(time.Hour); !s.Expires.Equal(want) {
+	if want := e.clock.Now().Add(time.Hour); !s.Expires.Equal(want) {
 		t.Errorf("Login().Expires = %v, want %v", s.Expires, want)
 	}
 	rest, ok := strings.CutPrefix(s.Token, "pt_")
@@ -351,7 +351,7 @@ func TestLoginFailures(t *testing.T) {
 		}},
 		{"expired nonce", func(e *env, alice, _ user) attempt {
 			c := e.challenge("alice")
-			e.clock.advance(2 * time.Minute)
+			e.clock.Advance(2 * time.Minute)
 			return attempt{"alice", c.Nonce, alice.sign(audience, c.Nonce)}
 		}},
 		{"nonce issued for another user", func(e *env, alice, bob user) attempt {
@@ -431,11 +431,11 @@ func TestTokenExpiry(t *testing.T) {
 	alice := newUser(t, "alice")
 	e.register(alice)
 	s := e.login(alice)
-	e.clock.advance(time.Hour - time.Millisecond)
+	e.clock.Advance(time.Hour - time.Millisecond)
 	if _, err := e.svc.Authenticate(ctx, s.Token); err != nil {
 		t.Errorf("Authenticate(just before expiry) = %v, want nil", err)
 	}
-	e.clock.advance(time.Millisecond)
+	e.clock.Advance(time.Millisecond)
 	if _, err := e.svc.Authenticate(ctx, s.Token); !errors.Is(err, accounts.ErrUnauthenticated) {
 		t.Errorf("Authenticate(expired) = %v, want ErrUnauthenticated", err)
 	}
@@ -543,12 +543,12 @@ func TestPurgeExpired(t *testing.T) {
 	if _, _, err := e.svc.CreateInvite(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.advance(30 * time.Minute)
+	e.clock.Advance(30 * time.Minute)
 	late := e.login(alice)
 	if n, err := e.svc.PurgeExpired(ctx); err != nil || n != 0 {
 		t.Errorf("PurgeExpired() before any expiry = %d, %v, want 0, nil", n, err)
 	}
-	e.clock.advance(30 * time.Minute) // the first three expire
+	e.clock.Advance(30 * time.Minute) // the first three expire
 	if n, err := e.svc.PurgeExpired(ctx); err != nil || n != 3 {
 		t.Errorf("PurgeExpired() = %d, %v, want 3, nil", n, err)
 	}
@@ -558,7 +558,7 @@ func TestPurgeExpired(t *testing.T) {
 	if _, err := e.svc.Authenticate(ctx, late.Token); err != nil {
 		t.Errorf("Authenticate(unexpired) after purge = %v, want nil", err)
 	}
-	e.clock.advance(time.Hour) // the last token and the invite expire
+	e.clock.Advance(time.Hour) // the last token and the invite expire
 	if n, err := e.svc.PurgeExpired(ctx); err != nil || n != 2 {
 		t.Errorf("PurgeExpired() = %d, %v, want 2, nil", n, err)
 	}
@@ -577,7 +577,7 @@ func TestPurgeExpiredManyPages(t *testing.T) {
 	for range n {
 		e.login(alice)
 	}
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	if got, err := e.svc.PurgeExpired(ctx); err != nil || got != n {
 		t.Errorf("PurgeExpired() = %d, %v, want %d, nil", got, err, n)
 	}
@@ -675,7 +675,7 @@ func TestChallengeBound(t *testing.T) {
 	for range 3 {
 		e.challenge("alice")
 	}
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	for range 3 {
 		e.challenge("alice")
 	}

@@ -3,7 +3,6 @@ package accounts_test
 import (
 	"context"
 	"crypto/rand"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/node/accounts"
+	"github.com/parley-chat/parley/node/internal/fakeclock"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/keys"
 	"github.com/parley-chat/parley/protocol/wire"
@@ -19,24 +19,9 @@ import (
 const audience = "12D3KooWTestNodeAudience"
 
 // clock is a manual clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = fakeclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return fakeclock.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)) }
 
 // env is a service over a fresh in-memory store.
 type env struct {
@@ -69,7 +54,7 @@ func (e *env) open(opts ...accounts.Option) {
 	}
 	e.st = st
 	e.reg = prometheus.NewPedanticRegistry()
-	all := append([]accounts.Option{accounts.WithClock(e.clock.now), accounts.WithRegisterer(e.reg)}, opts...)
+	all := append([]accounts.Option{accounts.WithClock(e.clock.Now), accounts.WithRegisterer(e.reg)}, opts...)
 	svc, err := accounts.New(st, e.cfg, all...)
 	if err != nil {
 		e.t.Fatalf("New() = %v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/parley-chat/parley/node/internal/fakeclock"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
 )
@@ -604,7 +605,7 @@ func TestClientKey(t *testing.T) {
 }
 
 func TestBucketsEvict(t *testing.T) {
-	clock := &fakeClock{now: t0}
+	clock := fakeclock.New(t0)
 	b := newBuckets(Rate{PerSecond: 1, Burst: 1}, 4, clock.Now)
 	for i := range 4 {
 		if ok, _ := b.Allow(fmt.Sprint(i)); !ok {

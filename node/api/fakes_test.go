@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/node/internal/fakeclock"
 	"github.com/parley-chat/parley/protocol/disclosure"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -29,22 +30,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC)
 
 const t0Text = "2026-01-02T03:04:05.678Z"
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type fakeClock = fakeclock.Clock
 
 // call is one call into the fake subsystems, with the account it was made
 // for (zero for account-less calls).
@@ -541,7 +527,7 @@ func (s *syncBuffer) String() string {
 // the config and deps before New.
 func newHarness(t *testing.T, edit func(*Config, *Deps)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: newFakeNode(t), clock: &fakeClock{now: t0}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{t: t, fake: newFakeNode(t), clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	h.alice, h.bob, h.carol = newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
 	for _, u := range []*user{h.alice, h.bob, h.carol} {
 		h.fake.addUser(u, false)

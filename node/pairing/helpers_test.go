@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/parley-chat/parley/node/internal/fakeclock"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/rooms"
@@ -33,24 +33,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC)
 var e0 = uint64(t0.UnixMilli()) / 2000
 
 // clock is a fake clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+type clock = fakeclock.Clock
 
 // env is a node's lottery on an in-memory store.
 type env struct {
@@ -73,7 +56,7 @@ func newEnv(t *testing.T, cfg pairing.Config, opts ...pairing.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{cfg: cfg, fs: vfs.NewMem(), clock: &clock{t: t0}, key: k, opts: opts}
+	e := &env{cfg: cfg, fs: vfs.NewMem(), clock: fakeclock.New(t0), key: k, opts: opts}
 	e.reopen(t)
 	return e
 }

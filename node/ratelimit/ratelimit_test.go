@@ -11,28 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/parley-chat/parley/node/internal/fakeclock"
 	"github.com/parley-chat/parley/node/ratelimit"
 )
 
 // clock is a manual clock for the limiter.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = fakeclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 func mustNew(t *testing.T, l ratelimit.Limit, maxKeys int, opts ...ratelimit.Option) *ratelimit.Limiter {
 	t.Helper()
@@ -190,9 +176,9 @@ func TestAllowNScript(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
-			lim := mustNew(t, tt.limit, 10, ratelimit.WithClock(c.now))
+			lim := mustNew(t, tt.limit, 10, ratelimit.WithClock(c.Now))
 			for i, s := range tt.steps {
-				c.advance(s.advance)
+				c.Advance(s.advance)
 				ok, retry := lim.AllowN("k", s.n)
 				if ok != s.ok || retry != s.retryWant {
 					t.Fatalf("step %d: AllowN(k, %d) = %v, %v, want %v, %v", i, s.n, ok, retry, s.ok, s.retryWant)
@@ -204,7 +190,7 @@ func TestAllowNScript(t *testing.T) {
 
 func TestKeysAreIndependent(t *testing.T) {
 	c := newClock()
-	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, 10, ratelimit.WithClock(c.now))
+	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, 10, ratelimit.WithClock(c.Now))
 	if ok, _ := lim.Allow("a"); !ok {
 		t.Fatal("Allow(a) = false, want true")
 	}
@@ -219,7 +205,7 @@ func TestKeysAreIndependent(t *testing.T) {
 func TestEvictionBound(t *testing.T) {
 	const maxKeys = 4
 	c := newClock()
-	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, maxKeys, ratelimit.WithClock(c.now))
+	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, maxKeys, ratelimit.WithClock(c.Now))
 	for i := range 100 {
 		lim.Allow(fmt.Sprint("k", i))
 		if got := lim.Len(); got > maxKeys {
@@ -233,7 +219,7 @@ func TestEvictionBound(t *testing.T) {
 
 func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	c := newClock()
-	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, 2, ratelimit.WithClock(c.now))
+	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, 2, ratelimit.WithClock(c.Now))
 	lim.Allow("a") // a empty
 	lim.Allow("b") // b empty
 	lim.Allow("a") // a refused, but now most recently used
@@ -258,7 +244,7 @@ func TestConcurrentAllow(t *testing.T) {
 		keys       = 4
 	)
 	c := newClock()
-	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: burst}, keys, ratelimit.WithClock(c.now))
+	lim := mustNew(t, ratelimit.Limit{Rate: 1, Burst: burst}, keys, ratelimit.WithClock(c.Now))
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -293,9 +279,9 @@ func TestMetrics(t *testing.T) {
 	c := newClock()
 	reg := prometheus.NewPedanticRegistry()
 	acct := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 1}, 2,
-		ratelimit.WithClock(c.now), ratelimit.WithName("account"), ratelimit.WithRegisterer(reg))
+		ratelimit.WithClock(c.Now), ratelimit.WithName("account"), ratelimit.WithRegisterer(reg))
 	ip := mustNew(t, ratelimit.Limit{Rate: 1, Burst: 2}, 10,
-		ratelimit.WithClock(c.now), ratelimit.WithName("ip"), ratelimit.WithRegisterer(reg))
+		ratelimit.WithClock(c.Now), ratelimit.WithName("ip"), ratelimit.WithRegisterer(reg))
 
 	acct.Allow("a")
 	acct.Allow("a")     // limited
