@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	s             *Store
 	commits       prometheus.Counter
+	lazyCommits   prometheus.Counter
 	commitErrors  prometheus.Counter
 	commitSeconds prometheus.Histogram
 	fsyncsDesc    *prometheus.Desc
@@ -21,6 +22,9 @@ func newMetrics(s *Store) *metrics {
 		s: s,
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_store_commits_total", Help: "Synced batches committed to the store.",
+		}),
+		lazyCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_store_lazy_commits_total", Help: "Batches committed without waiting for a sync (idempotent writes such as acknowledgements).",
 		}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_store_commit_errors_total", Help: "Batches whose commit failed.",
@@ -39,6 +43,7 @@ func newMetrics(s *Store) *metrics {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.commits.Describe(ch)
+	m.lazyCommits.Describe(ch)
 	m.commitErrors.Describe(ch)
 	m.commitSeconds.Describe(ch)
 	ch <- m.fsyncsDesc
@@ -47,6 +52,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.commits.Collect(ch)
+	m.lazyCommits.Collect(ch)
 	m.commitErrors.Collect(ch)
 	m.commitSeconds.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.fsyncsDesc, prometheus.CounterValue, float64(m.s.syncs.n.Load()))

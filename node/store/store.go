@@ -214,6 +214,25 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 	return nil
 }
 
+// CommitLazy applies b atomically without waiting for a sync: the batch is
+// in the write-ahead log and becomes durable with the next synced commit
+// (or on Close). Use it only for writes whose loss in a crash is harmless
+// because they are idempotent and would simply be redone, such as a
+// client's acknowledgement (the client syncs again from its own stored
+// position). Never acknowledge anything to anyone on a lazy commit.
+func (s *Store) CommitLazy(ctx context.Context, b *Batch) error {
+	defer b.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.b.Commit(pebble.NoSync); err != nil {
+		s.metrics.commitErrors.Inc()
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	s.metrics.lazyCommits.Inc()
+	return nil
+}
+
 // Scan calls fn for every key with the given prefix, in key order, starting
 // after the key `after` (nil: from the start), for at most limit keys (0: no
 // limit). The slices passed to fn are valid only during the call. fn returns

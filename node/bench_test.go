@@ -1,0 +1,435 @@
+package node_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/admin"
+	"github.com/parley-chat/parley/node/api"
+	"github.com/parley-chat/parley/node/nodekey"
+	"github.com/parley-chat/parley/node/store"
+	"github.com/parley-chat/parley/protocol/envelope"
+	"github.com/parley-chat/parley/protocol/keys"
+	"github.com/parley-chat/parley/protocol/room"
+)
+
+// benchConcurrency is the issue-3 benchmark's sender (and raw writer) counts.
+var benchConcurrency = []int{1, 16, 256}
+
+// benchContent is a 1 KiB message: 1024 bytes of inner plaintext, as in
+// node/relay's BenchmarkSend1KiB (a 1040-byte ciphertext).
+var benchContent = make([]byte, 1024-envelope.InnerOverhead)
+
+// BenchmarkEndToEnd1KiB is issue 3's benchmark: messages per second and the
+// p50/p99 latency from one client's send to the other client's sync, through
+// a real node in process (HTTP on loopback, pebble on the real filesystem),
+// 1 KiB messages, with 1, 16 and 256 concurrent senders, each in its own
+// room with its own receiver. It first measures, in the same run, pebble's
+// raw synced-batch write rate with as many concurrent writers (raw-store),
+// each write its own synced commit, as the reference.
+//
+// Each sender seals (room.Seal) and sends its share of b.N messages one
+// after another; each receiver long-polls sync, records when each message
+// arrives, and acknowledges what it got. Reported for senders=N:
+//
+//   - msgs/s: messages delivered to the receivers per second;
+//   - p50-ms, p99-ms: from just before Send to the return of the Sync that
+//     carried the message;
+//   - send-ack-p50-ms, send-ack-p99-ms: how long Send took to return (the
+//     node answers after the synced write);
+//   - fsyncs/msg and msgs/commit: the node store's fsyncs and synced
+//     commits, from its metrics, per message (group commit at work).
+//
+// The node and the paired accounts are set up once per senders=N, outside
+// the timer, and shared by that sub-benchmark's rounds; the node stops when
+// the sub-benchmark ends. Run it with a fixed count so every round is
+// comparable:
+//
+//	go test -run '^$' -bench EndToEnd -benchtime 20000x ./node
+func BenchmarkEndToEnd1KiB(b *testing.B) {
+	b.Run("raw-store", func(b *testing.B) {
+		for _, writers := range benchConcurrency {
+			b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) { benchRawStore(b, writers) })
+		}
+	})
+	for _, senders := range benchConcurrency {
+		dir := b.TempDir() // outlives the sub-benchmark's rounds
+		fx := &e2eFixture{}
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			if !fx.started {
+				fx.started = true
+				fx.setUp(b, dir, senders)
+			}
+			fx.round(b)
+		})
+		if err := fx.stop(); err != nil {
+			b.Errorf("stopping the node: %v", err)
+		}
+	}
+}
+
+// share is worker i's part of n items split across workers.
+func share(n, workers, i int) int {
+	c := n / workers
+	if i < n%workers {
+		c++
+	}
+	return c
+}
+
+// benchRawStore commits b.N synced one-write batches of 1 KiB from writers
+// goroutines into a fresh store on the real filesystem.
+func benchRawStore(b *testing.B, writers int) {
+	s, err := store.Open(store.Config{Dir: b.TempDir()}, store.WithFS(vfs.Default))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	val := make([]byte, 1024)
+	var seq atomic.Uint64
+	syncs := s.Syncs()
+	b.SetBytes(int64(len(val)))
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for w := range writers {
+		n := share(b.N, writers, w)
+		wg.Go(func() {
+			key := []byte("bench/\x00\x00\x00\x00\x00\x00\x00\x00")
+			for range n {
+				binary.BigEndian.PutUint64(key[len("bench/"):], seq.Add(1))
+				batch := s.NewBatch()
+				batch.Set(key, val)
+				if err := s.Commit(context.Background(), batch); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	b.ReportMetric(float64(s.Syncs()-syncs)/float64(b.N), "fsyncs/write")
+}
+
+// e2eFixture is a running node with paired accounts. setUp fills it in
+// step by step, so stop can clean up after a setUp that failed half way.
+type e2eFixture struct {
+	started bool
+	reg     *prometheus.Registry
+	tr      *http.Transport
+	cancel  context.CancelFunc
+	done    chan error // Run's result
+	pairs   []*e2ePair
+}
+
+// e2ePair is one room: from sends, to receives.
+type e2ePair struct {
+	from, to *client.Client
+	room     *room.Room // the sender's side
+	pos      uint64     // the receiver's sync position
+}
+
+// e2eUser is an account during setup.
+type e2eUser struct {
+	c      *client.Client
+	ticket keys.TicketKeys
+	info   *client.Room
+	pos    uint64
+}
+
+func (fx *e2eFixture) setUp(b *testing.B, dir string, senders int) {
+	b.Helper()
+	cfg := node.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Client.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Pairing.EpochLength = 200 * time.Millisecond
+	// Every client is on 127.0.0.1 and sends as fast as it can: no limiter
+	// may throttle the benchmark.
+	unlimited := api.Rate{PerSecond: 1e9, Burst: 1 << 30}
+	cfg.API.AccountRate, cfg.API.IPRate = unlimited, unlimited
+	if _, err := nodekey.Create(cfg.KeyFile(), nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := admin.CreateToken(cfg.AdminTokenFile(), nil); err != nil {
+		b.Fatal(err)
+	}
+	fx.reg = prometheus.NewRegistry()
+	n, err := node.New(cfg, node.WithRegistry(fx.reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fx.cancel, fx.done = cancel, make(chan error, 1)
+	go func() { fx.done <- n.Run(ctx) }()
+	addrCtx, addrCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer addrCancel()
+	addr, _, err := n.Addrs(addrCtx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url := "http://" + addr
+
+	// One transport for every client, with an idle connection kept for
+	// each (a sender and a receiver use one connection each), closed by
+	// stop.
+	fx.tr = http.DefaultTransport.(*http.Transport).Clone()
+	fx.tr.MaxIdleConns, fx.tr.MaxIdleConnsPerHost = 0, 2*senders+16 // 0: no overall cap
+	hc := &http.Client{Transport: fx.tr}
+
+	setupCtx, setupCancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer setupCancel()
+	users := make([]*e2eUser, 2*senders)
+	if err := forEach(len(users), 8, func(i int) error {
+		u, err := newE2EUser(setupCtx, url, hc, fmt.Sprintf("bench%04d", i))
+		users[i] = u
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	// Everyone waits for a partner; the lottery decides who meets whom.
+	if err := forEach(len(users), len(users), func(i int) error { return users[i].waitPaired(setupCtx) }); err != nil {
+		b.Fatal(err)
+	}
+	byRoom := make(map[keys.RoomID][]*e2eUser, senders)
+	for _, u := range users {
+		byRoom[u.info.ID] = append(byRoom[u.info.ID], u)
+	}
+	for id, us := range byRoom {
+		if len(us) != 2 {
+			b.Fatalf("room %v has %d of the benchmark's accounts, want 2", id, len(us))
+		}
+		r, err := room.Derive(us[0].ticket, us[0].info.Partner.Public())
+		if err != nil || r.ID() != id {
+			b.Fatalf("room.Derive = %v, %v, want room %v", r, err, id)
+		}
+		fx.pairs = append(fx.pairs, &e2ePair{from: us[0].c, to: us[1].c, room: r, pos: us[1].pos})
+	}
+}
+
+func newE2EUser(ctx context.Context, url string, hc *http.Client, name string) (*e2eUser, error) {
+	k, err := keys.GenerateAccountKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	u := &e2eUser{c: client.New(url, client.WithHTTPClient(hc))}
+	if _, err := u.c.Register(ctx, name, k.Public(), ""); err != nil {
+		return nil, fmt.Errorf("register %s: %w", name, err)
+	}
+	if _, err := u.c.Login(ctx, name, k); err != nil {
+		return nil, fmt.Errorf("login %s: %w", name, err)
+	}
+	if u.ticket, err = keys.GenerateTicketKeys(rand.Reader); err != nil {
+		return nil, err
+	}
+	if _, err := u.c.Pair(ctx, client.PairRequest{Ticket: u.ticket.Public()}); err != nil {
+		return nil, fmt.Errorf("pair %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// waitPaired long-polls sync until the paired event arrives, and
+// acknowledges it.
+func (u *e2eUser) waitPaired(ctx context.Context) error {
+	for u.info == nil {
+		res, err := u.c.Sync(ctx, u.pos, 100, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		for _, ev := range res.Events {
+			if ev.Kind == client.EventPaired {
+				u.info = ev.RoomInfo
+			}
+		}
+		u.pos = res.Next
+	}
+	return u.c.Ack(ctx, u.pos)
+}
+
+// forEach runs fn(0..n-1) on up to par goroutines and returns the errors.
+func forEach(n, par int, fn func(i int) error) error {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		mu   sync.Mutex
+		errs []error
+	)
+	for range min(n, par) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// round sends b.N messages split across the pairs and waits until every
+// receiver has synced all of its pair's.
+func (fx *e2eFixture) round(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var failed atomic.Bool
+	fail := func(err error) {
+		if !failed.Swap(true) { // the first error; the rest follow from it
+			b.Error(err)
+		}
+		cancel() // unblock the others' long-polls and sends
+	}
+	pairs := fx.pairs
+	sendLat := make([][]time.Duration, len(pairs))
+	e2eLat := make([][]time.Duration, len(pairs))
+	fsyncs0, commits0 := fx.counter("parley_store_fsyncs_total"), fx.counter("parley_store_commits_total")
+	b.SetBytes(int64(len(benchContent)))
+	b.ResetTimer()
+	base := time.Now()
+	var wg sync.WaitGroup
+	for i, p := range pairs {
+		n := share(b.N, len(pairs), i)
+		if n == 0 {
+			continue
+		}
+		// starts[k] is when message k of this round was handed to Send,
+		// as an offset from base; seq0 is the room sequence of message 0.
+		starts := make([]atomic.Int64, n)
+		seq0 := p.room.NextSendSeq()
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, n)
+			defer func() { sendLat[i] = lat }()
+			for range n {
+				env, err := p.room.Seal(envelope.ContentText, benchContent, time.Now(), rand.Reader)
+				if err != nil {
+					fail(err)
+					return
+				}
+				seq := env.Header.Seq
+				t := time.Since(base)
+				starts[seq-seq0].Store(int64(t))
+				if _, err := p.from.Send(ctx, p.room.ID(), "m"+strconv.FormatUint(seq, 10), env); err != nil {
+					fail(fmt.Errorf("Send(seq %d) = %w", seq, err))
+					return
+				}
+				lat = append(lat, time.Since(base)-t)
+			}
+		})
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, n)
+			defer func() { e2eLat[i] = lat }()
+			seen := make([]bool, n)
+			for len(lat) < n {
+				res, err := p.to.Sync(ctx, p.pos, 1000, 5*time.Second)
+				at := time.Since(base)
+				if err != nil {
+					fail(fmt.Errorf("Sync(after %d) = %w, with %d of %d messages received", p.pos, err, len(lat), n))
+					return
+				}
+				for _, ev := range res.Events {
+					if ev.Kind != client.EventMessage || ev.Room != p.room.ID() {
+						continue
+					}
+					env, err := envelope.Parse(ev.Envelope)
+					if err != nil {
+						fail(err)
+						return
+					}
+					k := env.Header.Seq - seq0
+					if env.Header.Seq < seq0 || k >= uint64(n) || seen[k] {
+						fail(fmt.Errorf("sync returned seq %d, want each of %d..%d once", env.Header.Seq, seq0, seq0+uint64(n)-1))
+						return
+					}
+					seen[k] = true
+					lat = append(lat, at-time.Duration(starts[k].Load()))
+				}
+				p.pos = res.Next
+				if len(res.Events) > 0 {
+					if err := p.to.Ack(ctx, p.pos); err != nil {
+						fail(fmt.Errorf("Ack(%d) = %w", p.pos, err))
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(base)
+	b.StopTimer()
+
+	delivered := slices.Concat(e2eLat...)
+	acked := slices.Concat(sendLat...)
+	if len(delivered) == 0 {
+		return
+	}
+	b.ReportMetric(float64(len(delivered))/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(percentileMs(delivered, 0.50), "p50-ms")
+	b.ReportMetric(percentileMs(delivered, 0.99), "p99-ms")
+	b.ReportMetric(percentileMs(acked, 0.50), "send-ack-p50-ms")
+	b.ReportMetric(percentileMs(acked, 0.99), "send-ack-p99-ms")
+	fsyncs, commits := fx.counter("parley_store_fsyncs_total")-fsyncs0, fx.counter("parley_store_commits_total")-commits0
+	b.ReportMetric(fsyncs/float64(len(delivered)), "fsyncs/msg")
+	if commits > 0 {
+		b.ReportMetric(float64(len(delivered))/commits, "msgs/commit")
+	}
+}
+
+// percentileMs sorts d and returns its p-quantile in milliseconds.
+func percentileMs(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return float64(d[int(p*float64(len(d)-1))]) / float64(time.Millisecond)
+}
+
+// counter reads a counter from the node's registry (0 if it is missing).
+// Each synced commit of the store counts, the benchmark's own setup
+// included, so read it before and after the timed part.
+func (fx *e2eFixture) counter(name string) float64 {
+	mfs, err := fx.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// stop shuts the node down, waits for Run to return, and closes the
+// clients' connections. It is a no-op if setUp never started the node.
+func (fx *e2eFixture) stop() error {
+	if fx.cancel == nil {
+		return nil
+	}
+	fx.cancel()
+	err := <-fx.done
+	if fx.tr != nil {
+		fx.tr.CloseIdleConnections()
+	}
+	return err
+}
