@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -136,7 +137,7 @@ func benchRawStore(b *testing.B, writers int) {
 type e2eFixture struct {
 	started bool
 	reg     *prometheus.Registry
-	tr      *http.Transport
+	trs     []*http.Transport
 	cancel  context.CancelFunc
 	done    chan error // Run's result
 	pairs   []*e2ePair
@@ -189,18 +190,25 @@ func (fx *e2eFixture) setUp(b *testing.B, dir string, senders int) {
 	}
 	url := "http://" + addr
 
-	// One transport for every client, with an idle connection kept for
-	// each (a sender and a receiver use one connection each), closed by
-	// stop.
-	fx.tr = http.DefaultTransport.(*http.Transport).Clone()
-	fx.tr.MaxIdleConns, fx.tr.MaxIdleConnsPerHost = 0, 2*senders+16 // 0: no overall cap
-	hc := &http.Client{Transport: fx.tr}
+	// One transport per client, as separate client programs have: a single
+	// shared transport's lock was the benchmark's own bottleneck at 256
+	// senders (mutex profile: net/http.Transport). stop closes them.
+	newClient := func() *http.Client {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 4
+		fx.trs = append(fx.trs, tr)
+		return &http.Client{Transport: tr}
+	}
 
 	setupCtx, setupCancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer setupCancel()
 	users := make([]*e2eUser, 2*senders)
+	hcs := make([]*http.Client, len(users))
+	for i := range hcs {
+		hcs[i] = newClient()
+	}
 	if err := forEach(len(users), 8, func(i int) error {
-		u, err := newE2EUser(setupCtx, url, hc, fmt.Sprintf("bench%04d", i))
+		u, err := newE2EUser(setupCtx, url, hcs[i], fmt.Sprintf("bench%04d", i))
 		users[i] = u
 		return err
 	}); err != nil {
@@ -428,8 +436,8 @@ func (fx *e2eFixture) stop() error {
 	}
 	fx.cancel()
 	err := <-fx.done
-	if fx.tr != nil {
-		fx.tr.CloseIdleConnections()
+	for _, tr := range fx.trs {
+		tr.CloseIdleConnections()
 	}
 	return err
 }
