@@ -14,6 +14,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/parley-chat/parley/node/internal/poll"
+
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -227,16 +229,10 @@ func readEvent(t *testing.T, c *websocket.Conn) eventJSON {
 	return ev
 }
 
-// eventually polls cond until it holds or 10 seconds pass.
+// eventually polls cond until it holds or poll.Timeout passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling with a deadline, not synchronisation
-	}
+	poll.Until(t, what, cond)
 }
 
 // readClose reads until the connection ends and returns its close status.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/parley-chat/parley/node/internal/poll"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -531,22 +532,18 @@ func TestWaitNoLostWakeup(t *testing.T) {
 // waitForWaiters polls the waiters gauge until it is n.
 func (e *env) waitForWaiters(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, fmt.Sprintf("parley_mailbox_waiters is %d", n), func() bool {
 		mfs, err := e.reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, mf := range mfs {
 			if mf.GetName() == "parley_mailbox_waiters" && int(mf.GetMetric()[0].GetGauge().GetValue()) == n {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("parley_mailbox_waiters did not reach %d", n)
-		}
-		time.Sleep(time.Millisecond) // polling with a deadline, not synchronising by sleeping
-	}
+		return false
+	})
 }
 
 func TestRun(t *testing.T) {
@@ -557,13 +554,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.mb.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(e.read(t, acct(1), 0, 0)) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not expire the old event")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "Run expires the old event", func() bool { return len(e.read(t, acct(1), 0, 0)) == 1 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v, want nil", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/parley-chat/parley/node/internal/poll"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/node/rooms"
@@ -220,11 +222,7 @@ func batches(tb testing.TB, reg *prometheus.Registry) (count, envelopes int) {
 // waitQueued polls parley_relay_queue_depth until it is n.
 func waitQueued(tb testing.TB, reg *prometheus.Registry, n int) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for int(metric(tb, reg, "parley_relay_queue_depth").GetMetric()[0].GetGauge().GetValue()) != n {
-		if time.Now().After(deadline) {
-			tb.Fatalf("parley_relay_queue_depth did not reach %d", n)
-		}
-		time.Sleep(time.Millisecond) // polling with a deadline
-	}
+	poll.Until(tb, fmt.Sprintf("parley_relay_queue_depth is %d", n), func() bool {
+		return int(metric(tb, reg, "parley_relay_queue_depth").GetMetric()[0].GetGauge().GetValue()) == n
+	})
 }
