@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +22,14 @@ import (
 // startNode runs a real node in process on loopback and returns its client
 // API URL; the node stops when the test ends.
 func startNode(t *testing.T) string {
+	t.Helper()
+	url, _, _ := startNodeOps(t)
+	return url
+}
+
+// startNodeOps is startNode that also returns the operator listener's URL
+// and the admin token.
+func startNodeOps(t *testing.T) (clientURL, opURL, adminToken string) {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -44,11 +54,15 @@ func startNode(t *testing.T) string {
 			t.Errorf("Run = %v", err)
 		}
 	})
-	addr, _, err := n.Addrs(ctx)
+	addr, op, err := n.Addrs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "http://" + addr
+	tok, err := admin.LoadToken(admin.TokenPath(cfg.DataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr, "http://" + op, tok
 }
 
 type tuser struct {
@@ -178,5 +192,46 @@ func TestAuthorisationAgainstARealNode(t *testing.T) {
 	// Alice's room is still open for its members.
 	if err := bob.c.Leave(ctx, bob.room.ID()); err != nil {
 		t.Fatalf("bob Leave = %v", err)
+	}
+}
+
+// Issue 3 and DESIGN §3.7: an operator suspends an account through the
+// admin API; its sessions end, and after logging in again it can read but
+// not pair (403 suspended).
+func TestSuspendedAccountCannotPair(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url, op, tok := startNodeOps(t)
+	k, _ := keys.GenerateAccountKey(rand.Reader)
+	c := client.New(url)
+	if _, err := c.Register(ctx, "mallory", k.Public(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, "mallory", k); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, op+"/admin/v1/accounts/mallory/suspend", strings.NewReader(`{"reason":"spam"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("suspend = %s, want 200", resp.Status)
+	}
+	if _, err := c.Account(ctx); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Fatalf("old session after suspension = %v, want unauthenticated", err)
+	}
+	if _, err := c.Login(ctx, "mallory", k); err != nil {
+		t.Fatalf("suspended accounts may still log in: %v", err)
+	}
+	if acct, err := c.Account(ctx); err != nil || !acct.Suspended {
+		t.Fatalf("Account = %+v, %v, want suspended", acct, err)
+	}
+	tk, _ := keys.GenerateTicketKeys(rand.Reader)
+	if _, err := c.Pair(ctx, client.PairRequest{Ticket: tk.Public()}); !errors.Is(err, client.ErrSuspended) {
+		t.Fatalf("Pair while suspended = %v, want suspended", err)
 	}
 }
