@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/parley-chat/parley/node/internal/poll"
+	"github.com/parley-chat/parley/node/internal/storetest"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -26,15 +26,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type env struct {
-	fs  vfs.FS
-	st  *store.Store
-	mb  *mailbox.Mailbox
-	reg *prometheus.Registry
+	disk *storetest.Disk
+	st   *store.Store
+	mb   *mailbox.Mailbox
+	reg  *prometheus.Registry
 }
 
 func open(t *testing.T) *env {
 	t.Helper()
-	e := &env{fs: vfs.NewMem()}
+	e := &env{disk: storetest.New(t, nil)}
 	e.reopen(t)
 	return e
 }
@@ -42,21 +42,9 @@ func open(t *testing.T) *env {
 // reopen opens (again) the store and a new mailbox on e's filesystem.
 func (e *env) reopen(t *testing.T) {
 	t.Helper()
-	if e.st != nil {
-		if err := e.st.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := store.Open(store.Config{Dir: "/d"}, store.WithFS(e.fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e.disk.Open()
 	e.st = st
-	t.Cleanup(func() {
-		if e.st == st {
-			st.Close()
-		}
-	})
+	var err error
 	e.reg = prometheus.NewRegistry()
 	e.mb, err = mailbox.New(mailbox.Config{}, st, mailbox.WithRegisterer(e.reg), mailbox.WithClock(func() time.Time { return t0 }))
 	if err != nil {

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/parley-chat/parley/node/internal/fakeclock"
+	"github.com/parley-chat/parley/node/internal/storetest"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/rooms"
@@ -38,7 +38,7 @@ type clock = fakeclock.Clock
 // env is a node's lottery on an in-memory store.
 type env struct {
 	cfg   pairing.Config
-	fs    vfs.FS
+	disk  *storetest.Disk
 	clock *clock
 	key   keys.NodeKey
 	opts  []pairing.Option
@@ -56,7 +56,7 @@ func newEnv(t *testing.T, cfg pairing.Config, opts ...pairing.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{cfg: cfg, fs: vfs.NewMem(), clock: fakeclock.New(t0), key: k, opts: opts}
+	e := &env{cfg: cfg, disk: storetest.New(t, nil), clock: fakeclock.New(t0), key: k, opts: opts}
 	e.reopen(t)
 	return e
 }
@@ -65,21 +65,9 @@ func newEnv(t *testing.T, cfg pairing.Config, opts ...pairing.Option) *env {
 // mailbox and lottery, as a restarted node does.
 func (e *env) reopen(t *testing.T) {
 	t.Helper()
-	if e.st != nil {
-		if err := e.st.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := store.Open(store.Config{Dir: "/d"}, store.WithFS(e.fs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e.disk.Open()
 	e.st = st
-	t.Cleanup(func() {
-		if e.st == st {
-			st.Close()
-		}
-	})
+	var err error
 	e.rm = rooms.New(st)
 	e.mb, err = mailbox.New(mailbox.Config{}, st, mailbox.WithClock(e.clock.Now))
 	if err != nil {
