@@ -61,6 +61,16 @@ const (
 	// MaxNodesPerEpoch is the most nodes whose reveals feed one seed.
 	MaxNodesPerEpoch = 4096
 
+	// Delivery between nodes (spec 12-delivery).
+
+	// MaxDeliverFrame bounds one frame body of the delivery protocol, in
+	// bytes; a reader refuses a longer length prefix before reading on.
+	MaxDeliverFrame = 4 << 20
+	// MaxDeliverEnvelopes is the most envelopes one delivery batch carries.
+	MaxDeliverEnvelopes = 1024
+	// MaxRetryAfter bounds the wait a busy delivery ack may ask for.
+	MaxRetryAfter = time.Minute
+
 	// Blobs (spec 08-blobs).
 
 	// BlobChunkSize is the plaintext size of every blob chunk but the last.
@@ -69,4 +79,25 @@ const (
 	MaxBlobChunks = 32 * 1024
 	// MaxBlobLink bounds the length of a blob link's text form.
 	MaxBlobLink = 512
+
+	// Federation (spec 11-federation).
+
+	// MaxNetworkID bounds a network ID ([a-z0-9-], at least one byte).
+	MaxNetworkID = 32
+	// MaxRecordAddrs is the most listen addresses one node record carries.
+	MaxRecordAddrs = 16
+	// MaxRecordAddr bounds one binary multiaddr in a node record, in bytes.
+	MaxRecordAddr = 128
+	// MaxRecordSoftware bounds a node record's software version string.
+	MaxRecordSoftware = 64
+	// MaxRecordProtocols is the most protocol versions one node record lists.
+	MaxRecordProtocols = 16
+	// MaxRecordProtocol bounds one protocol version string in a node record.
+	MaxRecordProtocol = 32
+	// MaxRecordSize bounds a whole encoded node record, in bytes: a round
+	// figure above the largest valid encoding (2,858 bytes).
+	MaxRecordSize = 4096
+	// MaxRecordAge is how long after its issue time a node record is
+	// accepted; a node re-publishes its record well within it.
+	MaxRecordAge = 24 * time.Hour
 )
