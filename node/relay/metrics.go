@@ -12,6 +12,7 @@ type metrics struct {
 	duration       prometheus.Histogram
 	queueDepth     prometheus.GaugeFunc
 	recordsExpired prometheus.Counter
+	remote         *prometheus.CounterVec
 }
 
 func newMetrics(queueDepth func() float64) *metrics {
@@ -38,6 +39,13 @@ func newMetrics(queueDepth func() float64) *metrics {
 			Name: "parley_relay_records_expired_total",
 			Help: "Send and delivered-envelope records deleted after the retention window.",
 		}),
+		remote: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_relay_remote_envelopes_total",
+			Help: "Envelopes other nodes delivered, by result: stored, duplicate (stored before), rejected.",
+		}, []string{"result"}),
+	}
+	for _, r := range []string{"stored", "duplicate", "rejected"} {
+		m.remote.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "duplicate", "rejected", "error"} {
 		m.sends.WithLabelValues(r)
@@ -47,7 +55,7 @@ func newMetrics(queueDepth func() float64) *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.sends, m.batchSize, m.duration, m.queueDepth, m.recordsExpired} {
+	for _, c := range []prometheus.Collector{m.sends, m.batchSize, m.duration, m.queueDepth, m.recordsExpired, m.remote} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)

@@ -36,7 +36,17 @@
 //
 // Both are kept for Config.TxRetention (Run deletes older ones hourly), far
 // longer than the MaxClockSkew window in which an envelope's header time
-// lets it be sent at all.
+// lets it be sent at all. An envelope delivered by another node (Accept)
+// gets a seen/ record with an empty txid.
+//
+// # Remote recipients and the receiving side
+//
+// A send to a recipient homed at another node goes, stamped, into the
+// outbox through the Forwarder, in the same store batch; if the Forwarder
+// is a CommitNotifier it learns when that batch is durable. Accept is the
+// other end (spec 12-delivery §4): envelopes another node stamped for this
+// node's accounts, checked, de-duplicated and committed with one synced
+// write before the delivery protocol acknowledges them.
 package relay
 
 import (
@@ -108,7 +118,9 @@ var (
 // Forwarder writes an envelope for a recipient on another node into the
 // outbox, in the same batch as the rest of the send, so that the send is
 // acknowledged only once the outbox holds it. Forward must not write to b
-// if it returns an error. The federation subsystem implements it.
+// if it returns an error. The federation subsystem implements it (and
+// CommitNotifier, which a Forwarder may implement to learn when what it
+// wrote is durable).
 type Forwarder interface {
 	Forward(b *store.Batch, home keys.NodeID, env *envelope.Envelope) error
 }
@@ -659,11 +671,28 @@ func (r *Relay) build(batch []*call) (*store.Batch, []*call) {
 	return b, ok
 }
 
+// notify tells a CommitNotifier forwarder how the commit of b, which holds
+// calls, ended, if any of them went to the outbox.
+func (r *Relay) notify(b *store.Batch, calls []*call, err error) {
+	n, ok := r.fwd.(CommitNotifier)
+	if !ok {
+		return
+	}
+	for _, c := range calls {
+		if !c.local {
+			n.Committed(b, err)
+			return
+		}
+	}
+}
+
 // commit commits b, which holds calls, with one synced write, and then
 // answers them: persist, then acknowledge.
 func (r *Relay) commit(ctx context.Context, b *store.Batch, calls []*call) {
 	// Once queued, a send completes even when the pipeline is stopping.
-	if err := r.mb.Commit(context.WithoutCancel(ctx), b); err != nil {
+	err := r.mb.Commit(context.WithoutCancel(ctx), b)
+	r.notify(b, calls, err)
+	if err != nil {
 		r.log.Error("committing a batch", "err", err, "size", len(calls))
 		r.fail(calls, err)
 		return
