@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,21 +45,26 @@ var benchContent = make([]byte, 1024-envelope.InnerOverhead)
 // each write its own synced commit, as the reference.
 //
 // Each sender seals (room.Seal) and sends its share of b.N messages one
-// after another; each receiver long-polls sync, records when each message
-// arrives, and acknowledges what it got. Reported for senders=N:
+// after another, waiting for each answer; each receiver records when each
+// message arrives, and acknowledges what it got. Two transports
+// (spec 09 §5, §6): transport=http sends with POST .../messages, receives
+// with long-poll GET /v1/sync and acknowledges each batch with POST
+// /v1/ack; transport=ws does all three on each client's sync WebSocket
+// (receivers acknowledge every 32 messages). Reported for senders=N:
 //
 //   - msgs/s: messages delivered to the receivers per second;
-//   - p50-ms, p99-ms: from just before Send to the return of the Sync that
-//     carried the message;
-//   - send-ack-p50-ms, send-ack-p99-ms: how long Send took to return (the
-//     node answers after the synced write);
+//   - p50-ms, p99-ms: from just before the send to the receipt;
+//   - send-ack-p50-ms, send-ack-p99-ms: how long a send took to be
+//     answered (the node answers after the synced write);
 //   - fsyncs/msg and msgs/commit: the node store's fsyncs and synced
-//     commits, from its metrics, per message (group commit at work).
+//     commits, from its metrics, per message (group commit at work);
+//   - cpu-us/msg: the process's CPU time (clients, node and benchmark
+//     together, user and system) per delivered message, so msgs/s that
+//     two cores could give is about 2e6 / cpu-us/msg.
 //
 // The node and the paired accounts are set up once per senders=N, outside
-// the timer, and shared by that sub-benchmark's rounds; the node stops when
-// the sub-benchmark ends. Run it with a fixed count so every round is
-// comparable:
+// the timer, and shared by both transports' rounds; the node stops when
+// senders=N ends. Run it with a fixed count so every round is comparable:
 //
 //	go test -run '^$' -bench EndToEnd -benchtime 20000x ./node
 func BenchmarkEndToEnd1KiB(b *testing.B) {
@@ -68,18 +74,17 @@ func BenchmarkEndToEnd1KiB(b *testing.B) {
 		}
 	})
 	for _, senders := range benchConcurrency {
-		dir := b.TempDir() // outlives the sub-benchmark's rounds
-		fx := &e2eFixture{}
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
-			if !fx.started {
-				fx.started = true
-				fx.setUp(b, dir, senders)
-			}
-			fx.round(b)
+			fx := &e2eFixture{}
+			defer func() {
+				if err := fx.stop(); err != nil {
+					b.Errorf("stopping the node: %v", err)
+				}
+			}()
+			fx.setUp(b, b.TempDir(), senders)
+			b.Run("transport=http", func(b *testing.B) { fx.round(b, httpTransport{}) })
+			b.Run("transport=ws", func(b *testing.B) { fx.round(b, &wsTransport{}) })
 		})
-		if err := fx.stop(); err != nil {
-			b.Errorf("stopping the node: %v", err)
-		}
 	}
 }
 
@@ -134,12 +139,11 @@ func benchRawStore(b *testing.B, writers int) {
 // e2eFixture is a running node with paired accounts. setUp fills it in
 // step by step, so stop can clean up after a setUp that failed half way.
 type e2eFixture struct {
-	started bool
-	reg     *prometheus.Registry
-	trs     []*http.Transport
-	cancel  context.CancelFunc
-	done    chan error // Run's result
-	pairs   []*e2ePair
+	reg    *prometheus.Registry
+	trs    []*http.Transport
+	cancel context.CancelFunc
+	done   chan error // Run's result
+	pairs  []*e2ePair
 }
 
 // e2ePair is one room: from sends, to receives.
@@ -295,9 +299,104 @@ func forEach(n, par int, fn func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// round sends b.N messages split across the pairs and waits until every
-// receiver has synced all of its pair's.
-func (fx *e2eFixture) round(b *testing.B) {
+// benchTransport is how a round's clients send and receive: HTTP requests
+// (POST .../messages, long-poll GET /v1/sync, POST /v1/ack) or the sync
+// WebSocket (sends, pushed events and acks on one socket per client).
+type benchTransport interface {
+	// open prepares the pairs' connections, outside the timer.
+	open(ctx context.Context, pairs []*e2ePair) error
+	send(ctx context.Context, i int, p *e2ePair, txid string, env *envelope.Envelope) error
+	// receive waits for events of pair i's receiver after p.pos, and
+	// advances p.pos past them.
+	receive(ctx context.Context, i int, p *e2ePair) ([]client.SyncEvent, error)
+	// ack acknowledges what receive returned, at once or, when not
+	// final, when the transport batches acks.
+	ack(ctx context.Context, i int, p *e2ePair, final bool) error
+	close()
+}
+
+type httpTransport struct{}
+
+func (httpTransport) open(context.Context, []*e2ePair) error { return nil }
+func (httpTransport) close()                                 {}
+
+func (httpTransport) send(ctx context.Context, _ int, p *e2ePair, txid string, env *envelope.Envelope) error {
+	_, err := p.from.Send(ctx, p.room.ID(), txid, env)
+	return err
+}
+
+func (httpTransport) receive(ctx context.Context, _ int, p *e2ePair) ([]client.SyncEvent, error) {
+	res, err := p.to.Sync(ctx, p.pos, 1000, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	p.pos = res.Next
+	return res.Events, nil
+}
+
+func (httpTransport) ack(ctx context.Context, _ int, p *e2ePair, _ bool) error {
+	return p.to.Ack(ctx, p.pos)
+}
+
+// wsTransport gives each client one sync WebSocket; receivers acknowledge
+// every wsAckEvery events and at the end.
+type wsTransport struct {
+	from, to []*client.SyncStream
+	unacked  []int
+}
+
+const wsAckEvery = 32
+
+func (t *wsTransport) open(ctx context.Context, pairs []*e2ePair) error {
+	t.from = make([]*client.SyncStream, len(pairs))
+	t.to = make([]*client.SyncStream, len(pairs))
+	t.unacked = make([]int, len(pairs))
+	return forEach(len(pairs), 8, func(i int) (err error) {
+		// The senders' mailboxes are empty after setUp.
+		if t.from[i], err = pairs[i].from.SyncWS(ctx, 0); err != nil {
+			return err
+		}
+		t.to[i], err = pairs[i].to.SyncWS(ctx, pairs[i].pos)
+		return err
+	})
+}
+
+func (t *wsTransport) close() {
+	for _, ss := range [][]*client.SyncStream{t.from, t.to} {
+		for _, s := range ss {
+			if s != nil {
+				_ = s.Close()
+			}
+		}
+	}
+}
+
+func (t *wsTransport) send(ctx context.Context, i int, p *e2ePair, txid string, env *envelope.Envelope) error {
+	_, err := t.from[i].Send(ctx, p.room.ID(), txid, env)
+	return err
+}
+
+func (t *wsTransport) receive(ctx context.Context, i int, p *e2ePair) ([]client.SyncEvent, error) {
+	ev, err := t.to[i].Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.pos = ev.Pos
+	t.unacked[i]++
+	return []client.SyncEvent{ev}, nil
+}
+
+func (t *wsTransport) ack(ctx context.Context, i int, p *e2ePair, final bool) error {
+	if t.unacked[i] == 0 || (!final && t.unacked[i] < wsAckEvery) {
+		return nil
+	}
+	t.unacked[i] = 0
+	return t.to[i].Ack(ctx, p.pos)
+}
+
+// round sends b.N messages split across the pairs through tr and waits
+// until every receiver has received all of its pair's.
+func (fx *e2eFixture) round(b *testing.B, tr benchTransport) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var failed atomic.Bool
@@ -308,9 +407,14 @@ func (fx *e2eFixture) round(b *testing.B) {
 		cancel() // unblock the others' long-polls and sends
 	}
 	pairs := fx.pairs
+	if err := tr.open(ctx, pairs); err != nil {
+		b.Fatal(err)
+	}
+	defer tr.close()
 	sendLat := make([][]time.Duration, len(pairs))
 	e2eLat := make([][]time.Duration, len(pairs))
 	fsyncs0, commits0 := fx.counter("parley_store_fsyncs_total"), fx.counter("parley_store_commits_total")
+	cpu0 := processCPU()
 	b.SetBytes(int64(len(benchContent)))
 	b.ResetTimer()
 	base := time.Now()
@@ -336,8 +440,8 @@ func (fx *e2eFixture) round(b *testing.B) {
 				seq := env.Header.Seq
 				t := time.Since(base)
 				starts[seq-seq0].Store(int64(t))
-				if _, err := p.from.Send(ctx, p.room.ID(), "m"+strconv.FormatUint(seq, 10), env); err != nil {
-					fail(fmt.Errorf("Send(seq %d) = %w", seq, err))
+				if err := tr.send(ctx, i, p, "m"+strconv.FormatUint(seq, 10), env); err != nil {
+					fail(fmt.Errorf("send(seq %d) = %w", seq, err))
 					return
 				}
 				lat = append(lat, time.Since(base)-t)
@@ -348,13 +452,13 @@ func (fx *e2eFixture) round(b *testing.B) {
 			defer func() { e2eLat[i] = lat }()
 			seen := make([]bool, n)
 			for len(lat) < n {
-				res, err := p.to.Sync(ctx, p.pos, 1000, 5*time.Second)
+				evs, err := tr.receive(ctx, i, p)
 				at := time.Since(base)
 				if err != nil {
-					fail(fmt.Errorf("Sync(after %d) = %w, with %d of %d messages received", p.pos, err, len(lat), n))
+					fail(fmt.Errorf("receive(after %d) = %w, with %d of %d messages received", p.pos, err, len(lat), n))
 					return
 				}
-				for _, ev := range res.Events {
+				for _, ev := range evs {
 					if ev.Kind != client.EventMessage || ev.Room != p.room.ID() {
 						continue
 					}
@@ -365,16 +469,15 @@ func (fx *e2eFixture) round(b *testing.B) {
 					}
 					k := env.Header.Seq - seq0
 					if env.Header.Seq < seq0 || k >= uint64(n) || seen[k] {
-						fail(fmt.Errorf("sync returned seq %d, want each of %d..%d once", env.Header.Seq, seq0, seq0+uint64(n)-1))
+						fail(fmt.Errorf("received seq %d, want each of %d..%d once", env.Header.Seq, seq0, seq0+uint64(n)-1))
 						return
 					}
 					seen[k] = true
 					lat = append(lat, at-time.Duration(starts[k].Load()))
 				}
-				p.pos = res.Next
-				if len(res.Events) > 0 {
-					if err := p.to.Ack(ctx, p.pos); err != nil {
-						fail(fmt.Errorf("Ack(%d) = %w", p.pos, err))
+				if len(evs) > 0 {
+					if err := tr.ack(ctx, i, p, len(lat) == n); err != nil {
+						fail(fmt.Errorf("ack(%d) = %w", p.pos, err))
 						return
 					}
 				}
@@ -383,6 +486,7 @@ func (fx *e2eFixture) round(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(base)
+	cpu := processCPU() - cpu0
 	b.StopTimer()
 
 	delivered := slices.Concat(e2eLat...)
@@ -400,6 +504,16 @@ func (fx *e2eFixture) round(b *testing.B) {
 	if commits > 0 {
 		b.ReportMetric(float64(len(delivered))/commits, "msgs/commit")
 	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(delivered)), "cpu-us/msg")
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // percentileMs sorts d and returns its p-quantile in milliseconds.

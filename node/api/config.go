@@ -64,6 +64,10 @@ type Config struct {
 	WebSocketsPerAccount int `toml:"websockets_per_account" comment:"Most open sync WebSockets per account (default 4)."`
 	// MaxWebSockets bounds the open sync WebSockets of the node. Default 10000.
 	MaxWebSockets int `toml:"max_websockets" comment:"Most open sync WebSockets on the node (default 10000)."`
+	// WebSocketSendsInFlight bounds the sends one sync WebSocket may have
+	// unanswered (spec 09 §6); the node reads no further frame from that
+	// socket until one is answered. Default 64.
+	WebSocketSendsInFlight int `toml:"websocket_sends_in_flight" comment:"Most unanswered sends per sync WebSocket; further frames wait (default 64)."`
 }
 
 // Rate is a token bucket: PerSecond tokens are added each second, up to
@@ -93,6 +97,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WebSocketPingInterval, 30*time.Second)
 	setDefault(&c.WebSocketsPerAccount, 4)
 	setDefault(&c.MaxWebSockets, 10000)
+	setDefault(&c.WebSocketSendsInFlight, 64)
 	return c
 }
 
@@ -131,6 +136,7 @@ func (c Config) Validate() error {
 		{"websocket_ping_interval", int64(c.WebSocketPingInterval)},
 		{"websockets_per_account", int64(c.WebSocketsPerAccount)},
 		{"max_websockets", int64(c.MaxWebSockets)},
+		{"websocket_sends_in_flight", int64(c.WebSocketSendsInFlight)},
 	} {
 		if f.v < 0 {
 			bad("%s must not be negative", f.name)

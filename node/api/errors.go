@@ -138,10 +138,12 @@ func retryAfterSeconds(d time.Duration) int {
 
 // errorBody is the JSON of every error response (spec 09 §2).
 type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Error errorJSON `json:"error"`
+}
+
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // classify returns the status, code and safe message for err.
@@ -164,26 +166,30 @@ func classify(err error) (status int, code, message string, ok bool) {
 	return http.StatusInternalServerError, "internal", "the node failed; nothing was acknowledged", false
 }
 
-// writeError answers r with err's status and code, and logs it: the cause
-// of a 5xx at error (internal) or warn (unavailable), client errors at
-// debug, so clients cannot flood the log.
+// writeError answers r with err's status and code, and logs it (logFailure).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, message, known := classify(err)
+	status, code, message := s.logFailure(r.Context(), r.Method, routeOf(r), err)
 	var rl *rateLimitedError
 	if errors.As(err, &rl) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(rl.after)))
 	}
+	writeJSON(w, status, &errorBody{Error: errorJSON{Code: code, Message: message}})
+}
+
+// logFailure classifies a failed request and logs it: the cause of a 5xx
+// at error (internal) or warn (unavailable), client errors at debug, so
+// clients cannot flood the log.
+func (s *Server) logFailure(ctx context.Context, method, route string, err error) (status int, code, message string) {
+	status, code, message, known := classify(err)
 	level := slog.LevelDebug
 	switch {
-	case !known && r.Context().Err() != nil && errors.Is(err, context.Canceled):
+	case !known && ctx.Err() != nil && errors.Is(err, context.Canceled):
 		// The client went away: nobody reads the answer, nothing failed.
 	case !known:
 		level = slog.LevelError
 	case status >= 500:
 		level = slog.LevelWarn
 	}
-	s.log.Log(r.Context(), level, "request failed", "method", r.Method, "route", routeOf(r), "status", status, "code", code, "err", err)
-	var body errorBody
-	body.Error.Code, body.Error.Message = code, message
-	writeJSON(w, status, &body)
+	s.log.Log(ctx, level, "request failed", "method", method, "route", route, "status", status, "code", code, "err", err)
+	return status, code, message
 }

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +90,11 @@ type fakeNode struct {
 	waiting    map[keys.AccountID]bool
 	failWith   error // returned by every call once set
 	lastTicket TicketRequest
+
+	// sendGate, if set before the server starts, holds every Send until it
+	// can receive; sending counts the Sends in progress.
+	sendGate chan struct{}
+	sending  atomic.Int32
 }
 
 var (
@@ -391,6 +397,11 @@ func (f *fakeNode) Ack(_ context.Context, acct keys.AccountID, upto uint64) erro
 // ---- Sender ----
 
 func (f *fakeNode) Send(_ context.Context, from keys.AccountID, room keys.RoomID, txid string, env *envelope.Envelope) (SendResult, error) {
+	f.sending.Add(1)
+	defer f.sending.Add(-1)
+	if f.sendGate != nil {
+		<-f.sendGate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.record("Send", from); err != nil {

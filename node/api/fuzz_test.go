@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -70,22 +71,55 @@ func FuzzDecodeRequest(f *testing.F) {
 
 // FuzzWebSocketClientMessage feeds arbitrary frames to the decoder of a
 // sync WebSocket client's messages: it never panics, fails only with
-// ErrBadRequest, and what it accepts is exactly {"ack": N}.
+// ErrBadRequest, and what it accepts is exactly one of {"ack": N} and a
+// send with a request number, a room, a transaction ID and an unstamped
+// envelope, which encodes back to a message that decodes the same.
 func FuzzWebSocketClientMessage(f *testing.F) {
-	for _, seed := range []string{`{"ack":1}`, `{"ack": 18446744073709551615}`, `{"ack":-1}`, `{"nack":1}`, `{"ack":1}{}`, `{"ack":1,"ack":2}`, ``, `[]`} {
+	h := &harness{fake: newFakeNode(f)}
+	alice, bob := newUser(f, "alice"), newUser(f, "bob")
+	r := h.fake.addRoom(alice, bob, "alice-bob")
+	_, enc := sealed(f, r, 0, 1, t0)
+	for _, seed := range []string{
+		`{"ack":1}`, `{"ack": 18446744073709551615}`, `{"ack":-1}`, `{"nack":1}`, `{"ack":1}{}`, `{"ack":1,"ack":2}`, ``, `[]`,
+		`{"send":{"req":1,"room":"` + r.id.String() + `","txid":"t-1","envelope":"` + enc + `"}}`,
+		`{"send":{"req":1,"room":"` + r.id.String() + `","txid":"t-1"}}`,
+		`{"ack":2,"send":{"req":1,"room":"` + r.id.String() + `","txid":"t-1","envelope":"` + enc + `"}}`,
+	} {
 		f.Add([]byte(seed))
 	}
+	const limit = 128 << 10
 	f.Fuzz(func(t *testing.T, data []byte) {
-		n, err := decodeWSClientMessage(data)
+		m, err := decodeWSClientMessage(data, limit)
 		if err != nil {
 			if !errors.Is(err, ErrBadRequest) {
 				t.Fatalf("decodeWSClientMessage(%q) = %v, want ErrBadRequest", data, err)
 			}
 			return
 		}
-		again, err := decodeWSClientMessage(fmt.Appendf(nil, `{"ack":%d}`, n))
-		if err != nil || again != n {
-			t.Fatalf("decodeWSClientMessage(%q) = %d, but {\"ack\":%d} decodes to %d, %v", data, n, n, again, err)
+		var again []byte
+		switch {
+		case m.Ack != nil && m.Send == nil:
+			again = fmt.Appendf(nil, `{"ack":%d}`, *m.Ack)
+		case m.Ack == nil && m.Send != nil:
+			q := m.Send
+			if q.env == nil || q.env.Stamp != nil || q.txid == "" {
+				t.Fatalf("decodeWSClientMessage(%q) accepted a send without a valid unstamped envelope and txid", data)
+			}
+			b, err := q.env.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ = json.Marshal(map[string]any{"send": map[string]any{"req": *q.Req, "room": q.room.String(), "txid": q.txid, "envelope": b64.EncodeToString(b)}})
+		default:
+			t.Fatalf("decodeWSClientMessage(%q) accepted a message with ack %v and send %v", data, m.Ack, m.Send)
+		}
+		m2, err := decodeWSClientMessage(again, limit)
+		if err != nil {
+			t.Fatalf("decodeWSClientMessage(%q) = %v, but it was accepted as %q", again, err, data)
+		}
+		if (m.Ack == nil) != (m2.Ack == nil) || (m.Ack != nil && *m.Ack != *m2.Ack) ||
+			(m.Send != nil && (m2.Send == nil || *m.Send.Req != *m2.Send.Req || m.Send.room != m2.Send.room || m.Send.txid != m2.Send.txid || m.Send.env.ID() != m2.Send.env.ID())) {
+			t.Fatalf("decodeWSClientMessage(%q) and of its re-encoding %q differ", data, again)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -135,10 +136,7 @@ func (s *Server) rooms(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// spec 09 §5. The API makes the checks that need no state: the envelope
-// parses, is unstamped, names the room of the path, has a defined content
-// type, a time within wire.MaxClockSkew and a sender that is not the
-// recipient. The Sender checks membership and the tickets.
+// spec 09 §5
 func (s *Server) send(w http.ResponseWriter, r *http.Request) error {
 	acct := accountFrom(r.Context())
 	if acct.Suspended {
@@ -152,25 +150,38 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.cfg.MaxMessageBodyBytes, &q); err != nil {
 		return err
 	}
+	out, err := s.submit(r.Context(), acct.ID, room, &q)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// submit is a send, over HTTP or the sync WebSocket (spec 09 §5, §6). The
+// API makes the checks that need no state: the envelope parses, is
+// unstamped, names room, has a defined content type, a time within
+// wire.MaxClockSkew and a sender that is not the recipient. The Sender
+// checks membership, the tickets and the account's standing.
+func (s *Server) submit(ctx context.Context, acct keys.AccountID, room keys.RoomID, q *sendRequest) (*sendResponse, error) {
 	if q.env.Header.Room != room {
-		return badEnvelope("the header names another room")
+		return nil, badEnvelope("the header names another room")
 	}
 	if err := envelope.CheckHeader(&q.env.Header, s.now()); err != nil {
 		if errors.Is(err, envelope.ErrBadTime) {
-			return ErrBadTime
+			return nil, ErrBadTime
 		}
-		return badEnvelope("%v", err)
+		return nil, badEnvelope("%v", err)
 	}
-	res, err := s.deps.Sender.Send(r.Context(), acct.ID, room, q.txid, q.env)
+	res, err := s.deps.Sender.Send(ctx, acct, room, q.txid, q.env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := res.Stamp.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, sendResponse{ID: b64.EncodeToString(res.ID[:]), Stamp: b64.EncodeToString(st), Duplicate: res.Duplicate})
-	return nil
+	return &sendResponse{ID: b64.EncodeToString(res.ID[:]), Stamp: b64.EncodeToString(st), Duplicate: res.Duplicate}, nil
 }
 
 // spec 09 §5

@@ -25,8 +25,6 @@ const (
 	// header, ciphertext with its length, and a stamp with the longest path.
 	maxEnvelopeEncoding = 1 + envelope.HeaderSize + 4 + wire.MaxEnvelopeCiphertext + 1 +
 		(1 + 32 + 8 + 4 + 4 + 1 + 32*wire.MaxStampPath + keys.SignatureSize)
-	// maxWSClientMessage bounds one frame a sync WebSocket client sends.
-	maxWSClientMessage = 4 << 10
 )
 
 // validUsername: 3 to 32 characters of a-z 0-9 _ - ., starting with a
@@ -249,26 +247,55 @@ func (q *reportRequest) validate() error {
 	return nil
 }
 
-// wsClientMessage is what a sync WebSocket client sends (spec 09 §6).
+// wsClientMessage is what a sync WebSocket client sends (spec 09 §6):
+// exactly one of {"ack": N} and {"send": {...}}.
 type wsClientMessage struct {
-	Ack *uint64 `json:"ack"`
+	Ack  *uint64        `json:"ack"`
+	Send *wsSendRequest `json:"send"`
+}
+
+// wsSendRequest is a send over the sync WebSocket: a numbered
+// POST /v1/rooms/{room}/messages (spec 09 §6).
+type wsSendRequest struct {
+	Req  *uint64 `json:"req"`
+	Room *string `json:"room"`
+	sendRequest
+
+	room keys.RoomID
 }
 
 func (m *wsClientMessage) validate() error {
-	if m.Ack == nil {
+	switch {
+	case m.Ack != nil && m.Send != nil:
+		return badRequest("a message holds either \"ack\" or \"send\", not both")
+	case m.Ack != nil:
+		return nil
+	case m.Send == nil:
 		return missing("ack")
 	}
-	return nil
+	q := m.Send
+	if q.Req == nil {
+		return missing("send.req")
+	}
+	if q.Room == nil {
+		return missing("send.room")
+	}
+	id, err := keys.ParseRoomID(*q.Room)
+	if err != nil {
+		return badRequest("field \"send.room\": not a room ID (room_...)")
+	}
+	q.room = id
+	return q.validate()
 }
 
-// decodeWSClientMessage decodes one client frame: {"ack": N}.
-func decodeWSClientMessage(b []byte) (uint64, error) {
-	if len(b) > maxWSClientMessage {
-		return 0, badRequest("message over %d bytes", maxWSClientMessage)
+// decodeWSClientMessage decodes one client frame of at most limit bytes.
+func decodeWSClientMessage(b []byte, limit int64) (*wsClientMessage, error) {
+	if int64(len(b)) > limit {
+		return nil, badRequest("message over %d bytes", limit)
 	}
 	var m wsClientMessage
 	if err := decodeStrict(b, &m); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return *m.Ack, nil
+	return &m, nil
 }

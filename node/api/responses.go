@@ -100,6 +100,26 @@ type sendResponse struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
+// wsAnswer answers a send over the sync WebSocket (spec 09 §6): one of
+// {"sent": {"req": R, ...sendResponse}} and {"failed": {"req": R, "status":
+// HTTP status, "error": {...}, "retry_after": S}}.
+type wsAnswer struct {
+	Sent   *wsSent   `json:"sent,omitempty"`
+	Failed *wsFailed `json:"failed,omitempty"`
+}
+
+type wsSent struct {
+	Req uint64 `json:"req"`
+	sendResponse
+}
+
+type wsFailed struct {
+	Req        uint64    `json:"req"`
+	Status     int       `json:"status"`
+	Error      errorJSON `json:"error"`
+	RetryAfter int       `json:"retry_after,omitempty"`
+}
+
 type reportResponse struct {
 	ReportID string `json:"report_id"`
 	Received string `json:"received"`

@@ -3,11 +3,13 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -131,7 +133,7 @@ func (s *Server) syncWS(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.m.websockets.Inc()
 	defer s.m.websockets.Dec()
-	s.serveSocket(c, acct, q["after"])
+	s.serveSocket(c, accountFrom(r.Context()), bearerToken(r), q["after"])
 	return nil
 }
 
@@ -174,18 +176,19 @@ func (s *Server) acquireSocket(acct keys.AccountID) (release func(), err error) 
 }
 
 // serveSocket runs one sync WebSocket until the client leaves, breaks the
-// protocol or stops answering pings, or the server shuts down. It owns two
-// goroutines, a reader (acks, and the pongs the pinger waits for) and a
-// pinger, and waits for both before it returns; it pushes events itself.
+// protocol or stops answering pings, its session ends, or the server shuts
+// down. It owns two goroutines, a reader (acks and sends, and the pongs the
+// pinger waits for) and a pinger, and waits for both before it returns; it
+// pushes events itself.
 //
 // Two contexts: ctx says "stop serving" (shutdown, or any of the three
 // parts ending); connCtx bounds the connection's own reads and writes and
 // ends only after the closing handshake, because the WebSocket library
 // drops the connection when the context of a read or write ends, and a
 // shutdown should close it cleanly with 1001 instead.
-func (s *Server) serveSocket(c *websocket.Conn, acct keys.AccountID, after uint64) {
+func (s *Server) serveSocket(c *websocket.Conn, acct Account, token string, after uint64) {
 	defer func() { _ = c.CloseNow() }()
-	c.SetReadLimit(maxWSClientMessage)
+	c.SetReadLimit(s.cfg.MaxMessageBodyBytes)
 	ctx, cancel := context.WithCancel(s.base)
 	defer cancel()
 	connCtx, connCancel := context.WithCancel(context.Background())
@@ -198,16 +201,16 @@ func (s *Server) serveSocket(c *websocket.Conn, acct keys.AccountID, after uint6
 	go func() {
 		defer close(readDone)
 		defer cancel()
-		s.readSocket(ctx, connCtx, c, acct)
+		s.readSocket(ctx, connCtx, c, acct, deadline)
 	}()
 	pingDone := make(chan struct{})
 	go func() {
 		defer close(pingDone)
 		defer cancel()
-		s.pingSocket(ctx, connCtx, c, deadline)
+		s.pingSocket(ctx, connCtx, c, token, deadline)
 	}()
 
-	err := s.pushEvents(ctx, connCtx, c, acct, after, deadline)
+	err := s.pushEvents(ctx, connCtx, c, acct.ID, after, deadline)
 	switch {
 	case s.base.Err() != nil:
 		_ = c.Close(websocket.StatusGoingAway, "server shutting down")
@@ -259,11 +262,18 @@ func (s *Server) pushEvents(ctx, connCtx context.Context, c *websocket.Conn, acc
 	}
 }
 
-// readSocket reads the client's messages: {"ack": N} text messages, each
-// acknowledged through the Mailbox. Anything else closes the connection
-// with 1008 (policy violation); a frame over maxWSClientMessage bytes with
-// 1009 (the library does that).
-func (s *Server) readSocket(ctx, connCtx context.Context, c *websocket.Conn, acct keys.AccountID) {
+// readSocket reads the client's messages until the connection ends:
+// {"ack": N}, acknowledged through the Mailbox, and {"send": {...}}, each
+// sent in its own goroutine and answered with {"sent": ...} or
+// {"failed": ...} (spec 09 §6), at most WebSocketSendsInFlight at once: it
+// reads no further message while that many are unanswered. Anything else
+// closes the connection with 1008 (policy violation); a message over the
+// send body limit with 1009 (the library does that). It returns once every
+// send it started has been answered.
+func (s *Server) readSocket(ctx, connCtx context.Context, c *websocket.Conn, acct Account, deadline time.Duration) {
+	var sends sync.WaitGroup
+	defer sends.Wait()
+	inFlight := make(chan struct{}, s.cfg.WebSocketSendsInFlight)
 	for {
 		typ, b, err := c.Read(connCtx)
 		if err != nil {
@@ -274,25 +284,82 @@ func (s *Server) readSocket(ctx, connCtx context.Context, c *websocket.Conn, acc
 			_ = c.Close(websocket.StatusPolicyViolation, "text messages only")
 			return
 		}
-		upto, err := decodeWSClientMessage(b)
+		m, err := decodeWSClientMessage(b, s.cfg.MaxMessageBodyBytes)
 		if err != nil {
 			s.log.Debug("sync websocket: bad client message", "err", err)
 			_ = c.Close(websocket.StatusPolicyViolation, "unknown message")
 			return
 		}
-		if err := s.deps.Mailbox.Ack(ctx, acct, upto); err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("sync websocket: ack failed", "err", err)
-				_ = c.Close(websocket.StatusInternalError, "internal error")
+		if m.Ack != nil {
+			if err := s.deps.Mailbox.Ack(ctx, acct.ID, *m.Ack); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("sync websocket: ack failed", "err", err)
+					_ = c.Close(websocket.StatusInternalError, "internal error")
+				}
+				return
 			}
+			continue
+		}
+		select {
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
 			return
 		}
+		sends.Go(func() {
+			defer func() { <-inFlight }()
+			s.socketSend(ctx, connCtx, c, acct, m.Send, deadline)
+		})
+	}
+}
+
+// routeWSSend is the route label of sends over the sync WebSocket.
+const routeWSSend = "WS /v1/sync/ws send"
+
+// socketSend performs one send from the sync WebSocket, rate-limited as a
+// request, and writes its answer.
+func (s *Server) socketSend(ctx, connCtx context.Context, c *websocket.Conn, acct Account, q *wsSendRequest, deadline time.Duration) {
+	start := s.now()
+	ans := wsAnswer{}
+	var err error
+	if ok, after := s.acctL.Allow(acct.ID.String()); !ok {
+		s.m.rateLimited.WithLabelValues(scopeAccount).Inc()
+		err = &rateLimitedError{scope: scopeAccount, after: after}
+	} else {
+		var out *sendResponse
+		if out, err = s.submit(ctx, acct.ID, q.room, &q.sendRequest); err == nil {
+			ans.Sent = &wsSent{Req: *q.Req, sendResponse: *out}
+		}
+	}
+	status := http.StatusOK
+	if err != nil {
+		var code, message string
+		status, code, message = s.logFailure(ctx, http.MethodPost, routeWSSend, err)
+		ans.Failed = &wsFailed{Req: *q.Req, Status: status, Error: errorJSON{Code: code, Message: message}}
+		var rl *rateLimitedError
+		if errors.As(err, &rl) {
+			ans.Failed.RetryAfter = retryAfterSeconds(rl.after)
+		}
+	}
+	s.m.requests.WithLabelValues(routeWSSend, strconv.Itoa(status)).Inc()
+	s.m.duration.WithLabelValues(routeWSSend).Observe(s.now().Sub(start).Seconds())
+	b, err := json.Marshal(&ans)
+	if err != nil {
+		s.log.Error("sync websocket: encoding an answer", "err", err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(connCtx, deadline)
+	defer cancel()
+	if err := c.Write(wctx, websocket.MessageText, b); err != nil {
+		s.log.Debug("sync websocket: writing an answer", "err", err)
+		_ = c.CloseNow()
 	}
 }
 
 // pingSocket pings every WebSocketPingInterval; a pong must arrive within
-// deadline, or the connection is dropped.
-func (s *Server) pingSocket(ctx, connCtx context.Context, c *websocket.Conn, deadline time.Duration) {
+// deadline, or the connection is dropped. After each pong it checks that
+// the socket's session is still valid (not revoked, expired or ended by a
+// suspension), and closes the connection with 1008 if it is not.
+func (s *Server) pingSocket(ctx, connCtx context.Context, c *websocket.Conn, token string, deadline time.Duration) {
 	t := time.NewTicker(s.cfg.WebSocketPingInterval)
 	defer t.Stop()
 	for {
@@ -308,6 +375,18 @@ func (s *Server) pingSocket(ctx, connCtx context.Context, c *websocket.Conn, dea
 			if ctx.Err() == nil {
 				s.log.Debug("sync websocket missed its pings; closing")
 				_ = c.CloseNow()
+			}
+			return
+		}
+		if _, err := s.deps.Accounts.Authenticate(ctx, token); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, ErrUnauthenticated) {
+				_ = c.Close(websocket.StatusPolicyViolation, "session ended")
+			} else {
+				s.log.Error("sync websocket: checking the session", "err", err)
+				_ = c.Close(websocket.StatusInternalError, "internal error")
 			}
 			return
 		}

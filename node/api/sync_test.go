@@ -304,7 +304,9 @@ func TestWebSocketClientErrors(t *testing.T) {
 		msg  string
 		want websocket.StatusCode
 	}{
-		{"oversize frame", websocket.MessageText, `{"ack":1,"x":"` + strings.Repeat("a", 5000) + `"}`, websocket.StatusMessageTooBig},
+		{"oversize frame", websocket.MessageText, `{"ack":1,"x":"` + strings.Repeat("a", 128<<10) + `"}`, websocket.StatusMessageTooBig},
+		{"ack and send", websocket.MessageText, `{"ack":1,"send":{}}`, websocket.StatusPolicyViolation},
+		{"send without envelope", websocket.MessageText, `{"send":{"req":1,"room":"room_x","txid":"t"}}`, websocket.StatusPolicyViolation},
 		{"unknown message type", websocket.MessageText, `{"nack":1}`, websocket.StatusPolicyViolation},
 		{"binary message", websocket.MessageBinary, `{"ack":1}`, websocket.StatusPolicyViolation},
 		{"not JSON", websocket.MessageText, `ack 1`, websocket.StatusPolicyViolation},
