@@ -36,6 +36,7 @@ const (
 	LabelBlobAddress    = "parley/v1/blob-address"    // blob address from its manifest
 	LabelAccountLogin   = "parley/v1/account-login"   // account signature over a login challenge
 	LabelNodeRecord     = "parley/v1/node-record"     // node signature over its gossiped record
+	LabelGossipID       = "parley/v1/gossip-id"       // GossipSub message ID from topic and data
 	LabelTakedown       = "parley/v1/blob-takedown"   // node signature over a blob takedown notice
 )
 
