@@ -53,6 +53,13 @@ const (
 	// used it (ticket keys are never reused).
 	PrefixTicketDH = "tktdh/"
 
+	// Delivery between nodes (node/federation).
+
+	// PrefixOutbox: out/<destination NodeID 32><seq u64> -> queued stamped
+	// envelope (enqueue time, envelope), deleted once the destination
+	// acknowledges it; seq is per destination, in send order.
+	PrefixOutbox = "out/"
+
 	// Reports (node/reports).
 
 	// PrefixReport: rep/<report ID 32> -> stored disclosure and its state.
