@@ -663,20 +663,18 @@ func (x *Host) bootstrapLoop(ctx context.Context) {
 				x.log.Warn("dht bootstrap", "err", err)
 			}
 		}
-		if failed == 0 {
-			wait = bootstrapMaxWait
+		sleep := bootstrapMaxWait // all connected: check again later
+		if failed > 0 {
+			sleep, wait = wait, min(wait*2, bootstrapMaxWait)
 		} else {
-			wait = min(wait*2, bootstrapMaxWait)
+			wait = bootstrapMinWait
 		}
-		t := time.NewTimer(jitter(wait))
+		t := time.NewTimer(jitter(sleep))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
-		}
-		if failed == 0 {
-			wait = bootstrapMinWait
 		}
 	}
 }
