@@ -71,6 +71,7 @@ func (l *Lottery) RunEpoch(ctx context.Context, epoch uint64) (err error) {
 	l.runMu.Lock()
 	defer l.runMu.Unlock()
 	start := l.now()
+	defer l.finishDraw(epoch)
 	defer func() {
 		l.metric.epochSeconds.Observe(l.now().Sub(start).Seconds())
 		if err != nil && !errors.Is(err, ErrEpochClosed) {
@@ -223,10 +224,15 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 			remote[t.ID()] = t
 		}
 	}
+	for i := range matches {
+		if matches[i].b == nil {
+			matches[i].remote = remote[matches[i].remoteID]
+		}
+	}
+	l.recordDraw(epoch, matches)
 	kept := matches[:0]
 	for _, m := range matches {
 		if m.b == nil {
-			m.remote = remote[m.remoteID]
 			ok, err := l.net.Confirm(ctx, m.pair, m.local, m.remote)
 			if err != nil || !ok {
 				l.log.Debug("remote pair not confirmed", "epoch", epoch, "err", err)
@@ -298,6 +304,7 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 	b := l.st.NewBatch()
 	done := make(map[*waiting]bool)
 	var paired, expired, rolled []*waiting
+	var settledRemote []lottery.Pair
 	for _, m := range matches {
 		if !still(m.a) || (m.b != nil && !still(m.b)) {
 			continue
@@ -308,6 +315,9 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 		}
 		b.Set(epochKey(epoch, epochPair, m.pair.A[:], m.pair.B[:]), nil)
 		sum.confirmed++
+		if m.b == nil {
+			settledRemote = append(settledRemote, m.pair)
+		}
 		for _, w := range []*waiting{m.a, m.b} {
 			if w != nil {
 				b.Delete(waitKey(w.acct))
@@ -336,6 +346,13 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 		}
 	} else {
 		l.mb.Discard(b)
+	}
+	if d := l.drawn[epoch]; d != nil {
+		for _, p := range settledRemote {
+			if dp := d.pairs[p]; dp != nil {
+				dp.settled = true
+			}
+		}
 	}
 	for _, w := range paired {
 		delete(l.waiting, w.acct)

@@ -237,6 +237,9 @@ type Lottery struct {
 	signUsed map[keys.TicketID]struct{} // keys of those requests
 	dhUsed   map[keys.DHPublic]struct{}
 	nextOpen uint64 // the lowest epoch not yet closed
+	// drawn is the recent epochs' pairs with remote tickets, for
+	// ConfirmPair (confirm.go).
+	drawn map[uint64]*drawnEpoch
 }
 
 // New returns the lottery of the node whose key is nodeKey, keeping its
@@ -274,6 +277,7 @@ func New(cfg Config, st *store.Store, rms *rooms.Rooms, mb *mailbox.Mailbox, nod
 		waiting:  make(map[keys.AccountID]*waiting),
 		signUsed: make(map[keys.TicketID]struct{}),
 		dhUsed:   make(map[keys.DHPublic]struct{}),
+		drawn:    make(map[uint64]*drawnEpoch),
 	}
 	l.nextOpen = l.epochAt(l.now())
 	if err := l.load(); err != nil {

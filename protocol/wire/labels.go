@@ -38,6 +38,7 @@ const (
 	LabelNodeRecord     = "parley/v1/node-record"     // node signature over its gossiped record
 	LabelGossipID       = "parley/v1/gossip-id"       // GossipSub message ID from topic and data
 	LabelTakedown       = "parley/v1/blob-takedown"   // node signature over a blob takedown notice
+	LabelPairConfirm    = "parley/v1/pair-confirm"    // node signature over its answer to a pair confirmation
 )
 
 // Labeled returns the bytes that a signature or hash under label covers:

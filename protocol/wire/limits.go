@@ -60,6 +60,13 @@ const (
 	MaxTicketsPerEpoch = 1 << 20
 	// MaxNodesPerEpoch is the most nodes whose reveals feed one seed.
 	MaxNodesPerEpoch = 4096
+	// MaxTicketBatch is the most tickets one node gossips for one epoch, in
+	// its one ticket batch message (spec 07-lottery §13.2).
+	MaxTicketBatch = 1024
+	// MaxTicketBatchSize bounds an encoded ticket batch message, in bytes: a
+	// round figure above the largest valid encoding (43 + 1024 × 866 =
+	// 886,827), below go-libp2p-pubsub's default 1 MiB message limit.
+	MaxTicketBatchSize = 900 * 1024
 
 	// Delivery between nodes (spec 12-delivery).
 
