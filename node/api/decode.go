@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -107,7 +108,7 @@ func decodeStrict(b []byte, v any) error {
 // deep, with nothing after it. json.Valid checks the syntax first, so the
 // walk over the bytes that follows only has to find the keys: in valid
 // JSON, a string is a key exactly when the next non-space byte is a colon.
-// It allocates nothing for a valid request: this runs on every message.
+// It allocates little: this runs on every message.
 func checkKeys(b []byte) error {
 	i := skipSpace(b, 0)
 	if i == len(b) {
@@ -131,38 +132,35 @@ func checkKeys(b []byte) error {
 	if b[i] != '{' {
 		return badRequest("the body must be a JSON object")
 	}
-	// keys[k] holds the keys of the object open at depth k, if any.
-	var (
-		objects [maxJSONDepth]bool
-		keys    [maxJSONDepth][]string
-		depth   int
-	)
+	// stack holds the open objects and arrays, with each object's keys.
+	type open struct {
+		object bool
+		keys   []string
+	}
+	stack := make([]open, 0, maxJSONDepth)
 	for i < len(b) {
 		switch c := b[i]; c {
 		case '{', '[':
-			if depth == maxJSONDepth {
+			if len(stack) == maxJSONDepth {
 				return badRequest("JSON nested too deeply")
 			}
-			objects[depth], keys[depth] = c == '{', keys[depth][:0]
-			depth++
+			stack = append(stack, open{object: c == '{'})
 			i++
 		case '}', ']':
-			depth--
+			stack = stack[:len(stack)-1]
 			i++
 		case '"':
 			end := stringEnd(b, i)
-			if depth > 0 && objects[depth-1] {
+			if n := len(stack); n > 0 && stack[n-1].object {
 				if j := skipSpace(b, end); j < len(b) && b[j] == ':' {
 					key := string(b[i+1 : end-1])
 					if !validKey(key) {
 						return badRequest("unknown field %q", truncate(key))
 					}
-					for _, k := range keys[depth-1] {
-						if k == key {
-							return badRequest("field %q appears twice", key)
-						}
+					if slices.Contains(stack[n-1].keys, key) {
+						return badRequest("field %q appears twice", key)
 					}
-					keys[depth-1] = append(keys[depth-1], key)
+					stack[n-1].keys = append(stack[n-1].keys, key)
 				}
 			}
 			i = end
