@@ -166,6 +166,7 @@ func (fx *e2eFixture) setUp(b *testing.B, dir string, senders int) {
 	cfg := node.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Client.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Pairing.EpochLength = 200 * time.Millisecond
 	// Every client is on 127.0.0.1 and sends as fast as it can: no limiter
 	// may throttle the benchmark.

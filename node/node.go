@@ -6,6 +6,9 @@
 //   - rooms, mailbox, relay: rooms, each account's event log (what sync
 //     returns), and the send path that stamps and durably stores envelopes.
 //   - pairing: the lottery on this node: tickets, epochs, the draw.
+//   - p2p: the libp2p host: transports, discovery, node records, gossip.
+//   - federation: the outbox and delivery of envelopes between nodes.
+//   - lotterynet: the lottery's gossip between nodes and pair confirmation.
 //   - api: the client HTTP API (spec 09).
 //   - ops: the operator listener (metrics, liveness, readiness, admin).
 //   - config, nodekey: the config file and the node's key file.
@@ -33,9 +36,12 @@ import (
 	"github.com/parley-chat/parley/node/accounts"
 	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/api"
+	"github.com/parley-chat/parley/node/federation"
+	"github.com/parley-chat/parley/node/lotterynet"
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/nodekey"
 	"github.com/parley-chat/parley/node/ops"
+	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/node/reports"
@@ -78,6 +84,13 @@ type Config struct {
 	Pairing pairing.Config `toml:"pairing" comment:"The pairing lottery."`
 	// Admin configures the admin API (admin section).
 	Admin admin.Config `toml:"admin" comment:"The admin API on the operator listener (spec/10-admin-api.md); its token is <data_dir>/admin.token."`
+	// P2P configures the libp2p host; its network ID is Network.
+	P2P p2p.Config `toml:"p2p" comment:"Federation: the libp2p host, discovery and gossip (spec/11-federation.md). The network ID is the top-level network."`
+	// Federation configures delivery between nodes.
+	Federation federation.Config `toml:"federation" comment:"Delivery of messages between nodes: outbox, retries, limits (spec/12-delivery.md)."`
+	// LotteryNet configures the lottery's gossip between nodes; its epoch
+	// length is Pairing.EpochLength.
+	LotteryNet lotterynet.Config `toml:"lottery_net" comment:"The lottery between nodes: gossip phases and bounds (spec/07-lottery.md §13). The epoch length is [pairing] epoch_length."`
 }
 
 // LogConfig configures the node's log output.
@@ -110,6 +123,8 @@ func DefaultConfig() Config {
 		Relay:           relay.DefaultConfig(),
 		Pairing:         pairing.DefaultConfig(),
 		Admin:           admin.DefaultConfig(), // admin
+		P2P:             p2p.DefaultConfig(),
+		Federation:      federation.DefaultConfig(),
 	}
 }
 
@@ -147,12 +162,27 @@ func (c *Config) Validate() error {
 	ac.Audience = "node"
 	ap := c.API
 	ap.NodeID, ap.Network = keys.NodeID{}.String(), "network"
-	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate(), c.Admin.Validate()} {
+	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate(), c.Admin.Validate(),
+		c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// p2pConfig is the P2P section with the network ID filled in.
+func (c *Config) p2pConfig() p2p.Config {
+	pc := c.P2P
+	pc.NetworkID = c.Network
+	return pc
+}
+
+// lotteryNetConfig is the LotteryNet section with the epoch length filled in.
+func (c *Config) lotteryNetConfig() lotterynet.Config {
+	lc := c.LotteryNet
+	lc.EpochLength = c.Pairing.EpochLength
+	return lc
 }
 
 // StoreDir is where the database lives.
@@ -201,6 +231,10 @@ type Node struct {
 	mailbox  *mailbox.Mailbox
 	relay    *relay.Relay
 	pairing  *pairing.Lottery
+	host     *p2p.Host
+	fedOut   *federation.Sender
+	fedIn    *federation.Handler
+	lotNet   *lotterynet.Network
 	api      *api.Server
 	admin    *admin.Server // admin: the operator's admin API
 
@@ -249,12 +283,19 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.store = st
 	if err := n.build(cfg, o); err != nil {
+		n.closeNetwork()
 		_ = st.Close()
 		return nil, err
 	}
 	n.ready.Set("store", true)
 	return n, nil
 }
+
+// The delivery stream protocol's name and version (spec 12).
+const (
+	deliverProtocol = "deliver"
+	deliverVersion  = "1.0.0"
+)
 
 // build creates the subsystems on the open store, in dependency order.
 func (n *Node) build(cfg Config, o options) error {
@@ -269,10 +310,34 @@ func (n *Node) build(cfg Config, o options) error {
 	if n.mailbox, err = mailbox.New(cfg.Mailbox, n.store, mailbox.WithClock(o.now), mailbox.WithLogger(log), mailbox.WithRegisterer(reg)); err != nil {
 		return err
 	}
-	if n.relay, err = relay.New(cfg.Relay, n.store, rms, n.mailbox, n.key, relay.WithClock(o.now), relay.WithLogger(log), relay.WithRegisterer(reg)); err != nil {
+	// Federation: the host, then the outbox the relay forwards into, the
+	// delivery sender and receiver, and the lottery's network.
+	if n.host, err = p2p.New(cfg.p2pConfig(), n.key, p2p.WithLogger(log), p2p.WithRegisterer(reg), p2p.WithClock(o.now), p2p.WithSoftware("parleyd/"+Version)); err != nil {
 		return err
 	}
-	if n.pairing, err = pairing.New(cfg.Pairing, n.store, rms, n.mailbox, n.key, pairing.WithClock(o.now), pairing.WithLogger(log), pairing.WithRegisterer(reg)); err != nil {
+	fedOpts := []federation.Option{federation.WithClock(o.now), federation.WithLogger(log), federation.WithRegisterer(reg), federation.WithPenalizer(n.host)}
+	outbox, err := federation.NewOutbox(n.store, fedOpts...)
+	if err != nil {
+		return err
+	}
+	if n.relay, err = relay.New(cfg.Relay, n.store, rms, n.mailbox, n.key, relay.WithClock(o.now), relay.WithLogger(log), relay.WithRegisterer(reg), relay.WithForwarder(outbox)); err != nil {
+		return err
+	}
+	if n.fedOut, err = federation.NewSender(cfg.Federation, outbox, n.host.Raw(), n.host.ProtocolID(deliverProtocol, deliverVersion), fedOpts...); err != nil {
+		return err
+	}
+	if n.fedIn, err = federation.NewHandler(cfg.Federation, n.relay, fedOpts...); err != nil {
+		return err
+	}
+	// The lottery's network asks the lottery, built next, to confirm pairs;
+	// it does so only after this node's own draw of the epoch.
+	names := lotterynet.Names{TopicPrefix: n.host.Topic(""), ConfirmProtocol: n.host.ProtocolID("pair-confirm", "1.0.0")}
+	confirm := func(ctx context.Context, q pairing.PairQuery) (bool, error) { return n.pairing.ConfirmPair(ctx, q) }
+	if n.lotNet, err = lotterynet.New(cfg.lotteryNetConfig(), names, n.host.Raw(), n.host.PubSub(), n.key, confirm,
+		lotterynet.WithClock(o.now), lotterynet.WithLogger(log), lotterynet.WithRegisterer(reg)); err != nil {
+		return err
+	}
+	if n.pairing, err = pairing.New(cfg.Pairing, n.store, rms, n.mailbox, n.key, pairing.WithClock(o.now), pairing.WithLogger(log), pairing.WithRegisterer(reg), pairing.WithNetwork(n.lotNet)); err != nil {
 		return err
 	}
 	rep := reports.New(n.store, rms, o.now)
@@ -319,6 +384,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Error("closing store", "err", err)
 		}
 	}()
+	defer n.closeNetwork() // after the subsystems stop, before the store closes
 	var lc net.ListenConfig
 	clientLn, err := lc.Listen(ctx, "tcp", n.cfg.Client.Listen)
 	if err != nil {
@@ -352,13 +418,20 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	// The subsystems' own loops: the relay's pipeline, the lottery's epochs,
-	// the mailbox's expiry. They stop when runCtx ends, after the listeners
-	// have drained.
+	// the mailbox's expiry, delivery to other nodes. They stop when runCtx
+	// ends, after the listeners have drained.
 	runCtx, stopSubsystems := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSubsystems()
+	// Federation: take deliveries, then join the network.
+	if err := n.host.SetStreamHandler(deliverProtocol, deliverVersion, n.fedIn.StreamHandler(runCtx)); err != nil {
+		return err
+	}
+	if err := n.host.Start(runCtx); err != nil {
+		return err
+	}
 	var subs sync.WaitGroup
 	for name, run := range map[string]func(context.Context) error{
-		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run,
+		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run,
 	} {
 		subs.Add(1)
 		go func() {
@@ -400,6 +473,30 @@ func (n *Node) Run(ctx context.Context) error {
 	subs.Wait()
 	n.log.Info("stopped")
 	return runErr
+}
+
+// closeNetwork leaves the network: the lottery's gossip, then the host
+// (its streams, gossip and connections). The store closes after it.
+func (n *Node) closeNetwork() {
+	if n.lotNet != nil {
+		n.lotNet.Close()
+	}
+	if n.host != nil {
+		if err := n.host.Close(); err != nil {
+			n.log.Warn("closing the libp2p host", "err", err)
+		}
+	}
+}
+
+// P2PAddrs returns the node's libp2p addresses, each ending in /p2p/<node
+// ID>: what another node puts in its bootstrap list.
+func (n *Node) P2PAddrs() []string {
+	h := n.host.Raw()
+	out := make([]string, 0, len(h.Addrs()))
+	for _, a := range h.Addrs() {
+		out = append(out, a.String()+"/p2p/"+h.ID().String())
+	}
+	return out
 }
 
 func (n *Node) clientHandler() http.Handler { return n.api.Handler() }

@@ -34,6 +34,7 @@ func startNodeOps(t *testing.T) (clientURL, opURL, adminToken string) {
 	cfg := node.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Client.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Pairing.EpochLength = 100 * time.Millisecond
 	if _, err := nodekey.Create(filepath.Join(cfg.DataDir, "node.key"), nil); err != nil {
 		t.Fatal(err)

@@ -89,7 +89,7 @@ var clientAddr = regexp.MustCompile(`client=(127\.0\.0\.1:\d+)`)
 func start(t *testing.T, parleyd, dataDir, listen string) *daemon {
 	t.Helper()
 	d := &daemon{stderr: &syncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(parleyd, "run", "--data", dataDir, "--client-listen", listen, "--operator-listen", "127.0.0.1:0",
+	d.cmd = exec.Command(parleyd, "run", "--data", dataDir, "--client-listen", listen, "--operator-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0",
 		"--set", "pairing.epoch_length=300ms", "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr
 	if err := d.cmd.Start(); err != nil {

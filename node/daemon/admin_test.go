@@ -50,7 +50,7 @@ func TestRunWithoutAdminTokenSaysWhatToDo(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := run(context.Background(), t, nil, "run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0")
+	_, _, err := run(context.Background(), t, nil, "run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0")
 	if err == nil || !strings.Contains(err.Error(), "parleyd admin token --data "+dir) {
 		t.Fatalf("run without admin.token = %v, want advice", err)
 	}
@@ -60,7 +60,7 @@ func TestRunWithoutAdminTokenSaysWhatToDo(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = run(context.Background(), t, nil, "run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0")
+	_, _, err = run(context.Background(), t, nil, "run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0")
 	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("run with a world-readable admin.token = %v, want refusal", err)
 	}
@@ -94,7 +94,7 @@ func startNode(t *testing.T, dir string) (client, operator string) {
 	done := make(chan error, 1)
 	var logs safeBuffer
 	go func() {
-		done <- daemon.Main(ctx, daemon.Env{Args: []string{"run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0"}, Stdout: &logs, Stderr: &logs})
+		done <- daemon.Main(ctx, daemon.Env{Args: []string{"run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, Stdout: &logs, Stderr: &logs})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -44,7 +44,10 @@ Usage:
 Configuration comes from, lowest to highest: defaults, the config file
 (--config, or DIR/config.toml, or $PARLEY_CONFIG), PARLEY_* environment
 variables (PARLEY_STORE_CACHE_BYTES sets store.cache_bytes), then flags
-(--set key=value for any setting).
+(--set key=value for any setting). Shortcut flags of run and config check:
+--client-listen, --operator-listen, --p2p-listen (comma-separated
+multiaddrs), --bootstrap (comma-separated multiaddrs ending in /p2p/<ID>),
+--network, --log-level, --log-format.
 `
 
 // Env is what the process gives the command.
@@ -170,6 +173,8 @@ var shortcuts = map[string]string{
 	"log-level":       "log.level",
 	"log-format":      "log.format",
 	"network":         "network",
+	"p2p-listen":      "p2p.listen_addrs",
+	"bootstrap":       "p2p.bootstrap",
 }
 
 func newLoadFlags(name string, e Env) *loadFlags {

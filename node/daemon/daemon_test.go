@@ -79,7 +79,7 @@ func TestRunServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	var errb safeBuffer
 	go func() {
-		done <- daemon.Main(ctx, daemon.Env{Args: []string{"run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0"}, Stdout: &errb, Stderr: &errb})
+		done <- daemon.Main(ctx, daemon.Env{Args: []string{"run", "--data", dir, "--client-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, Stdout: &errb, Stderr: &errb})
 	}()
 	re := regexp.MustCompile(`operator=(127\.0\.0\.1:\d+)`)
 	// Poll the log, with a deadline, for the address the node bound.

@@ -82,7 +82,9 @@ type Names struct {
 type Config struct {
 	// EpochLength must equal the pairing configuration's epoch length.
 	// Default 2s.
-	EpochLength time.Duration `toml:"epoch_length" comment:"Lottery epoch length; must equal [pairing] epoch_length (default \"2s\")."`
+	// parleyd sets it from [pairing] epoch_length, so the config file has
+	// no key for it.
+	EpochLength time.Duration `toml:"-"`
 	// MaxClockSkew bounds the difference between any two nodes' clocks.
 	// Default EpochLength/20.
 	MaxClockSkew time.Duration `toml:"max_clock_skew" comment:"Largest clock difference between nodes tolerated (default epoch_length/20)."`

@@ -19,7 +19,9 @@ type Config struct {
 	// NetworkID names the network this node belongs to: 1 to 32 bytes of
 	// [a-z0-9-]. Protocol IDs, topic names and the DHT prefix carry it, so
 	// nodes of different networks never mix. Required.
-	NetworkID string `toml:"network_id" comment:"The network this node belongs to (required; 1 to 32 of a-z, 0-9 and -). Nodes of different networks never mix."`
+	// parleyd sets it from the top-level network setting, so the config
+	// file has no key for it.
+	NetworkID string `toml:"-"`
 	// ListenAddrs are the multiaddrs the host listens on. Default
 	// ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"].
 	ListenAddrs []string `toml:"listen_addrs" comment:"Multiaddrs to listen on (default [\"/ip4/0.0.0.0/tcp/4001\", \"/ip4/0.0.0.0/udp/4001/quic-v1\"])."`

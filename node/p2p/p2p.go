@@ -149,6 +149,7 @@ type Host struct {
 	policy    noderecord.Policy
 	lastSeq   uint64
 	lastPub   time.Time
+	penalties map[peer.ID]int // Penalize's counts, at most maxPenalized peers
 }
 
 // PrivKey converts a node key to the matching libp2p private key; its peer
@@ -543,6 +544,37 @@ func (x *Host) SetPolicy(p noderecord.Policy) {
 	x.mu.Lock()
 	x.policy = p
 	x.mu.Unlock()
+}
+
+// Penalty bounds: every penaltyLimit penalties cut a peer's connections;
+// counts are kept for at most maxPenalized peers (all are forgotten when
+// the table is full, so it never grows without bound).
+const (
+	penaltyLimit = 3
+	maxPenalized = 4096
+)
+
+// Penalize records that p sent this node something invalid on a stream
+// (a malformed or oversized frame, say; reason is a short fixed word). Every
+// penaltyLimit penalties its connections are closed, as for a peer whose
+// gossip score fell below the graylist threshold (spec 11 §4); a peer that
+// keeps at it keeps being cut. It implements the PeerPenalizer of
+// node/federation.
+func (x *Host) Penalize(p peer.ID, reason string) {
+	x.mu.Lock()
+	if x.penalties == nil || len(x.penalties) >= maxPenalized {
+		x.penalties = make(map[peer.ID]int)
+	}
+	x.penalties[p]++
+	n := x.penalties[p]
+	x.mu.Unlock()
+	x.log.Debug("peer penalized", "peer", p, "reason", reason, "count", n)
+	if n%penaltyLimit == 0 {
+		select {
+		case x.cutq <- p:
+		default: // the cut loop is busy: the next penalty tries again
+		}
+	}
 }
 
 // Deny refuses all connections to and from p from now on and closes any

@@ -1,0 +1,170 @@
+package node_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/admin"
+	"github.com/parley-chat/parley/node/nodekey"
+	"github.com/parley-chat/parley/protocol/envelope"
+)
+
+// fedNode is a real node in process, on loopback, that joins a network
+// through bootstrap.
+type fedNode struct {
+	n      *node.Node
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startFedNode starts a node whose libp2p host listens on 127.0.0.1 and
+// bootstraps from the given addresses; it stops when the test ends (or
+// earlier through stop).
+func startFedNode(t *testing.T, dir string, epoch time.Duration, bootstrap ...string) *fedNode {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Network = "parley-fedtest"
+	cfg.Client.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.P2P.Bootstrap = bootstrap
+	cfg.P2P.RecordInterval = time.Second
+	cfg.Pairing.EpochLength = epoch
+	cfg.Federation.BackoffBase = 50 * time.Millisecond
+	cfg.Federation.BackoffMax = 500 * time.Millisecond
+	if _, err := nodekey.Load(filepath.Join(dir, "node.key")); err != nil {
+		if _, err := nodekey.Create(filepath.Join(dir, "node.key"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.CreateToken(admin.TokenPath(dir), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fedNode{n: n, cancel: cancel, done: make(chan error, 1)}
+	go func() { f.done <- n.Run(ctx) }()
+	t.Cleanup(func() { f.stop(t) })
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	addr, _, err := n.Addrs(actx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.url = "http://" + addr
+	return f
+}
+
+func (f *fedNode) stop(t *testing.T) {
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	f.cancel = nil
+	if err := <-f.done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+// receiveTexts syncs u until it has opened want messages and returns
+// their texts in arrival order.
+func (u *tuser) receiveTexts(ctx context.Context, t *testing.T, want int) []string {
+	t.Helper()
+	var got []string
+	for len(got) < want {
+		res, err := u.c.Sync(ctx, u.pos, 100, 5*time.Second)
+		if err != nil {
+			t.Fatalf("sync with %d of %d messages: %v", len(got), want, err)
+		}
+		for _, ev := range res.Events {
+			if ev.Kind != client.EventMessage {
+				continue
+			}
+			env, err := envelope.Parse(ev.Envelope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := u.room.Open(env, u.info.Partner.Home)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			got = append(got, string(o.Content))
+		}
+		u.pos = res.Next
+		if err := u.c.Ack(ctx, u.pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
+func (u *tuser) sendTexts(ctx context.Context, t *testing.T, prefix string, n int) []string {
+	t.Helper()
+	var sent []string
+	for i := range n {
+		text := fmt.Sprintf("%s %d", prefix, i)
+		e, err := u.room.Seal(envelope.ContentText, []byte(text), time.Now(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.c.Send(ctx, u.room.ID(), fmt.Sprintf("%s-%d", strings.ReplaceAll(prefix, " ", "-"), i), e); err != nil {
+			t.Fatalf("send %q: %v", text, err)
+		}
+		sent = append(sent, text)
+	}
+	return sent
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Issue 4: users of two nodes pair through the network's lottery and chat
+// both ways, in order, each message once; the partner's home node is the
+// other node.
+func TestTwoNodesPairAndChat(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const epoch = 400 * time.Millisecond
+	a := startFedNode(t, t.TempDir(), epoch)
+	b := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
+
+	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
+	alice.pair(ctx, t)
+	bob.pair(ctx, t)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+	if alice.room.ID() != bob.room.ID() {
+		t.Fatalf("alice is in %v, bob in %v", alice.room.ID(), bob.room.ID())
+	}
+	if alice.info.Partner.Home != b.n.ID() || bob.info.Partner.Home != a.n.ID() {
+		t.Fatalf("partners' homes = %v, %v, want %v, %v", alice.info.Partner.Home, bob.info.Partner.Home, b.n.ID(), a.n.ID())
+	}
+	sent := alice.sendTexts(ctx, t, "alice to bob", 20)
+	if got := bob.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
+		t.Fatalf("bob received %q, want %q", got, sent)
+	}
+	sent = bob.sendTexts(ctx, t, "bob to alice", 20)
+	if got := alice.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
+		t.Fatalf("alice received %q, want %q", got, sent)
+	}
+}
