@@ -64,6 +64,24 @@ const (
 
 	// PrefixReport: rep/<report ID 32> -> stored disclosure and its state.
 	PrefixReport = "rep/"
+
+	// Blobs (node/blobs). The ciphertext itself is in files under
+	// <data_dir>/blobs; these keys hold what describes it.
+
+	// PrefixBlob: blob/<Address 32> -> blob record (owner, sizes, created,
+	// expires).
+	PrefixBlob = "blob/"
+	// PrefixBlobManifest: bman/<Address 32> -> the blob's manifest encoding.
+	PrefixBlobManifest = "bman/"
+	// PrefixBlobUpload: bup/<upload ID 16> -> upload record (owner, declared
+	// size, part size, created, expires).
+	PrefixBlobUpload = "bup/"
+	// PrefixBlobPart: bpart/<upload ID 16><part u32> -> SHA-256 of the part
+	// received.
+	PrefixBlobPart = "bpart/"
+	// PrefixBlobTakedown: bdown/<Address 32> -> takedown record; the address
+	// is refused from then on.
+	PrefixBlobTakedown = "bdown/"
 )
 
 // Key builds a key from a prefix and parts, copying them into one slice.

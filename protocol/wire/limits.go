@@ -86,6 +86,10 @@ const (
 	MaxBlobChunks = 32 * 1024
 	// MaxBlobLink bounds the length of a blob link's text form.
 	MaxBlobLink = 512
+	// MaxBlobPartChunks bounds one part of a blob upload to a node (spec
+	// 09-client-api §9), in ciphertext chunks: a part is at most this many
+	// times blob.MaxChunkSize bytes (8,390,656).
+	MaxBlobPartChunks = 128
 
 	// Federation (spec 11-federation).
 
