@@ -39,6 +39,8 @@ Usage:
   parleyd admin [--data DIR] [--json] COMMAND
                                            the admin API: accounts, invites, reports, lottery audit
                                            (parleyd admin help lists the commands)
+  parleyd report verify FILE --node PEER_ID
+                                           verify a disclosure (a report) offline and print each check
   parleyd version                          print the version
 
 Configuration comes from, lowest to highest: defaults, the config file
@@ -81,6 +83,8 @@ func Main(ctx context.Context, e Env) error {
 			return nil
 		}
 		return cmdAdmin(ctx, e)
+	case "report":
+		return cmdReport(e)
 	case "version", "--version", "-v":
 		fmt.Fprintf(e.Stdout, "parleyd %s\n", node.Version)
 		return nil
