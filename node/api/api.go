@@ -154,6 +154,9 @@ func (s *Server) routes() {
 	handle("POST /v1/ack", s.authed(s.ack))
 	handle("POST /v1/reports", s.authed(s.report))
 	handle("GET /v1/health", s.health)
+	if s.deps.Blobs != nil {
+		s.blobRoutes(handle) // spec 09 §9
+	}
 }
 
 // Handler returns the API's HTTP handler.

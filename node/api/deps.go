@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"io"
 	"time"
 
+	"github.com/parley-chat/parley/protocol/blob"
 	"github.com/parley-chat/parley/protocol/disclosure"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -90,6 +92,63 @@ type Reports interface {
 	Submit(ctx context.Context, acct keys.AccountID, d *disclosure.Disclosure) (Receipt, error)
 }
 
+// Blobs stores the ciphertext of accounts' files (spec 09 §9). Upload IDs
+// are 16 bytes; owner checks are the implementation's: another account's
+// upload or blob is ErrBlobNotFound, as a missing one is.
+type Blobs interface {
+	// CreateUpload starts an upload of a blob of size plaintext bytes in
+	// parts of partSize ciphertext bytes (0: the node's default). Errors:
+	// ErrBlobTooLarge, ErrQuota, ErrNodeFull, ErrTooManyUploads,
+	// ErrBadRequest (part size).
+	CreateUpload(ctx context.Context, acct keys.AccountID, size uint64, partSize uint32) (BlobUpload, error)
+	// PutPart reads part n from body, which must hold exactly the part.
+	// Errors: ErrBlobNotFound, ErrBadPart, ErrPartConflict, ErrUploadBusy.
+	PutPart(ctx context.Context, acct keys.AccountID, id [16]byte, n uint32, body io.Reader) error
+	// UploadStatus returns the upload with the parts received. Errors:
+	// ErrBlobNotFound.
+	UploadStatus(ctx context.Context, acct keys.AccountID, id [16]byte) (BlobUpload, error)
+	// CompleteUpload checks the uploaded ciphertext against manifest and
+	// stores the blob. Errors: ErrBlobNotFound, ErrUploadIncomplete,
+	// ErrBadBlob, ErrUploadBusy, ErrTakenDown.
+	CompleteUpload(ctx context.Context, acct keys.AccountID, id [16]byte, manifest []byte) (BlobInfo, error)
+	// AbortUpload deletes the upload. Errors: ErrBlobNotFound, ErrUploadBusy.
+	AbortUpload(ctx context.Context, acct keys.AccountID, id [16]byte) error
+	// OpenBlob returns the blob's ciphertext, for any account. Errors:
+	// ErrBlobNotFound, ErrTakenDown.
+	OpenBlob(ctx context.Context, addr blob.Address) (BlobContent, BlobInfo, error)
+	// BlobManifest returns the blob's manifest encoding, for any account.
+	// Errors: ErrBlobNotFound, ErrTakenDown.
+	BlobManifest(ctx context.Context, addr blob.Address) ([]byte, error)
+	// DeleteBlob deletes the account's own blob. Errors: ErrBlobNotFound.
+	DeleteBlob(ctx context.Context, acct keys.AccountID, addr blob.Address) error
+}
+
+// BlobContent is a blob's ciphertext, seekable for range requests.
+type BlobContent interface {
+	io.ReadSeeker
+	io.Closer
+}
+
+// BlobUpload is an upload as its owner sees it.
+type BlobUpload struct {
+	ID       [16]byte
+	Size     uint64   // declared plaintext bytes
+	Stored   uint64   // ciphertext bytes: the sum of the parts
+	PartSize uint32   // ciphertext bytes per part; the last may be shorter
+	Parts    uint32   // number of parts
+	Done     []uint32 // parts received (UploadStatus only)
+	Expires  time.Time
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Address blob.Address
+	Size    uint64 // plaintext bytes
+	Stored  uint64 // ciphertext bytes
+	Created time.Time
+	Expires time.Time
+}
+
 // Limiter is a rate limiter keyed by account or client address, such as a
 // set of token buckets.
 type Limiter interface {
@@ -108,6 +167,9 @@ type Deps struct {
 	Sender   Sender
 	Pairing  Pairing
 	Reports  Reports
+	// Blobs is optional: without it the blob endpoints (spec 09 §9)
+	// answer 404 not_found.
+	Blobs Blobs
 
 	// AccountLimiter limits requests per account (keyed by the account ID's
 	// text form). Default: token buckets at Config.AccountRate.

@@ -92,6 +92,19 @@ var errorTable = []struct {
 	{errTooManySockets, http.StatusTooManyRequests, "rate_limited", "too many open sync WebSockets for this account"},
 	{ErrBusy, http.StatusServiceUnavailable, "unavailable", "the node is busy; retry later"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "the node is shutting down; retry later"},
+	// Blobs (spec 09 §9).
+	{ErrBlobNotFound, http.StatusNotFound, "not_found", "no such blob or upload"},
+	{ErrBlobTooLarge, http.StatusRequestEntityTooLarge, "too_large", "blob over the node's size limit"},
+	{ErrQuota, http.StatusForbidden, "quota_exceeded", "the account's blob storage quota is used up"},
+	{ErrNodeFull, http.StatusInsufficientStorage, "node_full", "the node's blob storage is full; retry later"},
+	{ErrTooManyUploads, http.StatusConflict, "too_many_uploads", "too many uploads in progress; complete or abort one"},
+	{ErrBadPart, http.StatusBadRequest, "bad_part", "bad part"},
+	{ErrPartConflict, http.StatusConflict, "part_conflict", "the part was received before with other content"},
+	{ErrUploadBusy, http.StatusConflict, "upload_busy", "the upload is busy with another request; retry"},
+	{ErrUploadIncomplete, http.StatusConflict, "upload_incomplete", "parts are missing"},
+	{ErrBadBlob, http.StatusBadRequest, "bad_blob", "the manifest is malformed or does not match the uploaded ciphertext"},
+	{ErrTakenDown, http.StatusGone, "taken_down", "the blob was taken down"},
+	{errOctetStream, http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/octet-stream"},
 }
 
 // detailError is an error found in the client's own request: its detail

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"context"
+	"io"
+
+	"github.com/parley-chat/parley/node/api"
+	"github.com/parley-chat/parley/node/blobs"
+	"github.com/parley-chat/parley/protocol/blob"
+	"github.com/parley-chat/parley/protocol/keys"
+)
+
+var blobErrors = map[error]error{
+	blobs.ErrTooLarge:       api.ErrBlobTooLarge,
+	blobs.ErrAccountQuota:   api.ErrQuota,
+	blobs.ErrNodeFull:       api.ErrNodeFull,
+	blobs.ErrTooManyUploads: api.ErrTooManyUploads,
+	blobs.ErrBadPartSize:    api.ErrBadRequest,
+	blobs.ErrBadUploadID:    api.ErrBadRequest,
+	blobs.ErrNoUpload:       api.ErrBlobNotFound,
+	blobs.ErrBadPart:        api.ErrBadPart,
+	blobs.ErrPartLength:     api.ErrBadPart,
+	blobs.ErrPartConflict:   api.ErrPartConflict,
+	blobs.ErrBusy:           api.ErrUploadBusy,
+	blobs.ErrIncomplete:     api.ErrUploadIncomplete,
+	blobs.ErrBadManifest:    api.ErrBadBlob,
+	blobs.ErrMismatch:       api.ErrBadBlob,
+	blobs.ErrNotFound:       api.ErrBlobNotFound,
+	blobs.ErrTakenDown:      api.ErrTakenDown,
+}
+
+// blobsAdapter presents node/blobs to the client API (spec 09 §9).
+type blobsAdapter struct{ s *blobs.Store }
+
+var _ api.Blobs = blobsAdapter{}
+
+func apiUpload(u blobs.Upload) api.BlobUpload {
+	return api.BlobUpload{ID: u.ID, Size: u.Size, Stored: u.Stored, PartSize: u.PartSize, Parts: u.Parts, Done: u.Done, Expires: u.Expires}
+}
+
+func apiBlobInfo(i blobs.Info) api.BlobInfo {
+	return api.BlobInfo{Address: i.Address, Size: i.Size, Stored: i.Stored, Created: i.Created, Expires: i.Expires}
+}
+
+func (a blobsAdapter) CreateUpload(ctx context.Context, acct keys.AccountID, size uint64, partSize uint32) (api.BlobUpload, error) {
+	u, err := a.s.CreateUpload(ctx, acct, size, partSize)
+	return apiUpload(u), mapErr(err, blobErrors)
+}
+
+func (a blobsAdapter) PutPart(ctx context.Context, acct keys.AccountID, id [16]byte, n uint32, body io.Reader) error {
+	return mapErr(a.s.PutPart(ctx, acct, id, n, body), blobErrors)
+}
+
+func (a blobsAdapter) UploadStatus(ctx context.Context, acct keys.AccountID, id [16]byte) (api.BlobUpload, error) {
+	u, err := a.s.Status(ctx, acct, id)
+	return apiUpload(u), mapErr(err, blobErrors)
+}
+
+func (a blobsAdapter) CompleteUpload(ctx context.Context, acct keys.AccountID, id [16]byte, manifest []byte) (api.BlobInfo, error) {
+	i, err := a.s.Complete(ctx, acct, id, manifest)
+	return apiBlobInfo(i), mapErr(err, blobErrors)
+}
+
+func (a blobsAdapter) AbortUpload(ctx context.Context, acct keys.AccountID, id [16]byte) error {
+	return mapErr(a.s.Abort(ctx, acct, id), blobErrors)
+}
+
+func (a blobsAdapter) OpenBlob(ctx context.Context, addr blob.Address) (api.BlobContent, api.BlobInfo, error) {
+	f, i, err := a.s.Open(ctx, addr)
+	if err != nil {
+		return nil, api.BlobInfo{}, mapErr(err, blobErrors)
+	}
+	return f, apiBlobInfo(i), nil
+}
+
+func (a blobsAdapter) BlobManifest(ctx context.Context, addr blob.Address) ([]byte, error) {
+	m, err := a.s.Manifest(ctx, addr)
+	return m, mapErr(err, blobErrors)
+}
+
+func (a blobsAdapter) DeleteBlob(ctx context.Context, acct keys.AccountID, addr blob.Address) error {
+	return mapErr(a.s.Delete(ctx, acct, addr), blobErrors)
+}
