@@ -12,8 +12,11 @@ import (
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/node/admin"
+	"github.com/parley-chat/parley/node/api"
 	"github.com/parley-chat/parley/node/nodekey"
+	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/protocol/envelope"
+	"github.com/parley-chat/parley/protocol/keys"
 )
 
 // fedNode is a real node in process, on loopback, that joins a network
@@ -40,6 +43,9 @@ func startFedNode(t *testing.T, dir string, epoch time.Duration, bootstrap ...st
 	cfg.Pairing.EpochLength = epoch
 	cfg.Federation.BackoffBase = 50 * time.Millisecond
 	cfg.Federation.BackoffMax = 500 * time.Millisecond
+	// The tests' users send as fast as they can, all from 127.0.0.1.
+	unlimited := api.Rate{PerSecond: 1e9, Burst: 1 << 30}
+	cfg.API.AccountRate, cfg.API.IPRate = unlimited, unlimited
 	if _, err := nodekey.Load(filepath.Join(dir, "node.key")); err != nil {
 		if _, err := nodekey.Create(filepath.Join(dir, "node.key"), nil); err != nil {
 			t.Fatal(err)
@@ -166,5 +172,130 @@ func TestTwoNodesPairAndChat(t *testing.T) {
 	sent = bob.sendTexts(ctx, t, "bob to alice", 20)
 	if got := alice.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
 		t.Fatalf("alice received %q, want %q", got, sent)
+	}
+}
+
+// pairWith pairs u and v (on any nodes) through the lottery, steering the
+// draw with an interest tag only they share.
+func pairWith(ctx context.Context, t *testing.T, interest string, users ...*tuser) {
+	t.Helper()
+	tags, err := client.InterestTags([]string{interest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		u.ticket, _ = keys.GenerateTicketKeys(rand.Reader)
+		if _, err := u.c.Pair(ctx, client.PairRequest{Ticket: u.ticket.Public(), Interests: tags}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// exchange has u send n messages to v and v send n to u, and checks that
+// each side receives the other's, once each, in order.
+func exchange(ctx context.Context, t *testing.T, u, v *tuser, n int) {
+	t.Helper()
+	sent := u.sendTexts(ctx, t, "from "+u.name, n)
+	if got := v.receiveTexts(ctx, t, n); !equalStrings(got, sent) {
+		t.Fatalf("%s received %d messages, not %s's %d in order", v.name, len(got), u.name, n)
+	}
+	sent = v.sendTexts(ctx, t, "from "+v.name, n)
+	if got := u.receiveTexts(ctx, t, n); !equalStrings(got, sent) {
+		t.Fatalf("%s received %d messages, not %s's %d in order", u.name, len(got), v.name, n)
+	}
+}
+
+// Issue 4: three nodes on loopback; users on different nodes pair and
+// exchange 1,000 messages each way; every message arrives once, in order.
+func TestThreeNodesExchange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const epoch = 400 * time.Millisecond
+	a := startFedNode(t, t.TempDir(), epoch)
+	b := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
+	c := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
+	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
+	carol, dave := newTUser(ctx, t, c.url, "carol"), newTUser(ctx, t, b.url, "dave")
+	pairWith(ctx, t, "alice and bob", alice, bob)
+	pairWith(ctx, t, "carol and dave", carol, dave)
+	for _, u := range []*tuser{alice, bob, carol, dave} {
+		u.waitPaired(ctx, t)
+	}
+	if alice.room.ID() != bob.room.ID() || carol.room.ID() != dave.room.ID() {
+		t.Fatal("the lottery did not pair the users who share an interest")
+	}
+	exchange(ctx, t, alice, bob, 1000)
+	exchange(ctx, t, carol, dave, 1000)
+}
+
+// Issue 4, store and forward: B stopped; a user of A sends; A restarted
+// while B is still down; B started: everything arrives, once, in order.
+// Then leaving: the partner on the other node learns the room closed.
+func TestStoreAndForwardAcrossRestarts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const epoch = 400 * time.Millisecond
+	adir, bdir := t.TempDir(), t.TempDir()
+	a := startFedNode(t, adir, epoch)
+	b := startFedNode(t, bdir, epoch, a.n.P2PAddrs()...)
+	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
+	pairWith(ctx, t, "x", alice, bob)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+
+	b.stop(t)
+	sent := alice.sendTexts(ctx, t, "while bob's node is down", 50)
+	a.stop(t)
+	a = startFedNode(t, adir, epoch)
+	b = startFedNode(t, bdir, epoch, a.n.P2PAddrs()...)
+	// Bob's session survives his node's restart; only its address changed.
+	bob.c = client.New(b.url)
+	bob.c.SetToken(bob.token)
+	if got := bob.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
+		t.Fatalf("bob received %q, want %q", got, sent)
+	}
+
+	alice.c = client.New(a.url)
+	alice.c.SetToken(alice.token)
+	if err := alice.c.Leave(ctx, alice.room.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for closed := false; !closed; {
+		res, err := bob.c.Sync(ctx, bob.pos, 100, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range res.Events {
+			if ev.Kind == client.EventRoomClosed && ev.Room == bob.room.ID() && ev.By == client.ClosedByPartner {
+				closed = true
+			}
+		}
+		bob.pos = res.Next
+	}
+}
+
+// Issue 4, partition: A's gater cuts B off (the operator's deny list, the
+// transport-level seam); a user of A sends; the cut heals: everything
+// arrives, once, in order.
+func TestPartitionHeals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const epoch = 400 * time.Millisecond
+	a := startFedNode(t, t.TempDir(), epoch)
+	b := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
+	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
+	pairWith(ctx, t, "x", alice, bob)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+
+	bp := p2p.PeerID(b.n.ID())
+	a.n.P2P().Deny(bp)
+	sent := alice.sendTexts(ctx, t, "during the partition", 30)
+	if res, err := bob.c.Sync(ctx, bob.pos, 100, 0); err != nil || len(res.Events) != 0 {
+		t.Fatalf("bob's sync during the partition = %d events, %v; want none", len(res.Events), err)
+	}
+	a.n.P2P().Allow(bp)
+	if got := bob.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
+		t.Fatalf("bob received %q, want %q", got, sent)
 	}
 }

@@ -488,6 +488,9 @@ func (n *Node) closeNetwork() {
 	}
 }
 
+// P2P returns the node's libp2p host: its peers, deny list and scores.
+func (n *Node) P2P() *p2p.Host { return n.host }
+
 // P2PAddrs returns the node's libp2p addresses, each ending in /p2p/<node
 // ID>: what another node puts in its bootstrap list.
 func (n *Node) P2PAddrs() []string {

@@ -67,6 +67,8 @@ func startNodeOps(t *testing.T) (clientURL, opURL, adminToken string) {
 }
 
 type tuser struct {
+	name   string
+	token  string
 	c      *client.Client
 	ticket keys.TicketKeys
 	room   *room.Room
@@ -81,10 +83,11 @@ func newTUser(ctx context.Context, t *testing.T, url, name string) *tuser {
 	if _, err := c.Register(ctx, name, k.Public(), ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Login(ctx, name, k); err != nil {
+	lr, err := c.Login(ctx, name, k)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &tuser{c: c}
+	return &tuser{name: name, token: lr.Token, c: c}
 }
 
 func (u *tuser) pair(ctx context.Context, t *testing.T) {

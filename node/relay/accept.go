@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -85,6 +86,14 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 			r.finish(c, Result{}, errAcceptDone)
 		}
 	}()
+	// A close notice closes a room, as Leave does: one at a time.
+	for _, env := range envs {
+		if env.IsCloseNotice() {
+			r.leaveMu.Lock()
+			defer r.leaveMu.Unlock()
+			break
+		}
+	}
 	b := r.st.NewBatch()
 	stored := 0
 	fail := func(err error) ([]AcceptResult, error) {
@@ -95,6 +104,11 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 		recipient, reason, err := r.checkRemote(ctx, from, env, now, verified)
 		if err != nil {
 			return fail(err)
+		}
+		if reason == fed.ReasonRoomClosed && env.IsCloseNotice() {
+			// The room is closed already: nothing left to do.
+			results[i] = AcceptResult{Status: fed.Duplicate}
+			continue
 		}
 		if reason != fed.ReasonNone {
 			results[i] = AcceptResult{Status: fed.Rejected, Reason: reason}
@@ -118,11 +132,15 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 			results[i] = AcceptResult{Status: fed.Duplicate}
 			continue
 		}
-		body, err := env.MarshalBinary()
-		if err != nil {
+		ev := mailbox.Event{Kind: mailbox.KindMessage, Room: env.Header.Room, Time: now}
+		if env.IsCloseNotice() {
+			if ev, err = r.acceptClose(ctx, b, env, now); err != nil {
+				return fail(err)
+			}
+		} else if ev.Body, err = env.MarshalBinary(); err != nil {
 			return fail(err)
 		}
-		pos, err := r.mb.Append(b, recipient, mailbox.Event{Kind: mailbox.KindMessage, Room: env.Header.Room, Time: now, Body: body})
+		pos, err := r.mb.Append(b, recipient, ev)
 		if err != nil {
 			return fail(fmt.Errorf("relay: writing to the mailbox: %w", err))
 		}
@@ -140,6 +158,24 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 		r.metrics.remote.WithLabelValues(res.Status.String()).Inc()
 	}
 	return results, nil
+}
+
+// acceptClose closes the room of a close notice (spec 03-envelope §8.1),
+// which checkRemote found open, in b, and returns the room_closed event for
+// the local member. The caller holds leaveMu.
+func (r *Relay) acceptClose(ctx context.Context, b *store.Batch, env *envelope.Envelope, now time.Time) (mailbox.Event, error) {
+	rec, err := r.rooms.Get(ctx, env.Header.Room)
+	if err != nil {
+		return mailbox.Event{}, err
+	}
+	if _, err := r.rooms.Close(b, rec, env.Header.Sender, now); err != nil {
+		return mailbox.Event{}, fmt.Errorf("relay: closing a room on notice: %w", err)
+	}
+	body, err := json.Marshal(RoomClosed{By: ClosedByPartner})
+	if err != nil {
+		return mailbox.Event{}, err
+	}
+	return mailbox.Event{Kind: mailbox.KindRoomClosed, Room: env.Header.Room, Time: now, Body: body}, nil
 }
 
 // errAcceptDone ends Accept's in-flight registrations; nobody reads it

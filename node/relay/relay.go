@@ -429,6 +429,10 @@ func (r *Relay) check(ctx context.Context, c *call, env *envelope.Envelope) erro
 	if n := len(env.Ciphertext); n < envelope.TagSize || n > wire.MaxEnvelopeCiphertext {
 		return fmt.Errorf("%w: ciphertext of %d bytes", ErrBadHeader, n)
 	}
+	if env.IsCloseNotice() {
+		// Only a node makes close notices, when its user leaves (Leave).
+		return fmt.Errorf("%w: a close notice's sequence number", ErrBadHeader)
+	}
 	h := &env.Header
 	rec, err := r.rooms.Get(ctx, h.Room)
 	if errors.Is(err, rooms.ErrNotFound) {
@@ -801,7 +805,7 @@ func (r *Relay) Leave(ctx context.Context, acct keys.AccountID, room keys.RoomID
 	if err != nil {
 		return err
 	}
-	me, _, ok := rec.SideOf(acct)
+	me, partner, ok := rec.SideOf(acct)
 	if !ok {
 		return ErrNoRoom
 	}
@@ -813,6 +817,23 @@ func (r *Relay) Leave(ctx context.Context, acct keys.AccountID, room keys.RoomID
 	if _, err := r.rooms.Close(b, rec, me.Ticket.Sign, now); err != nil {
 		b.Close()
 		return err
+	}
+	// A partner on another node learns it from a close notice, sent through
+	// the outbox like a message (spec 03-envelope §8.1, spec 12).
+	remote := false
+	// (Without a forwarder, as in tests of the relay alone, it closes here
+	// only.)
+	if !partner.Local && r.fwd != nil {
+		notice := envelope.CloseNotice(room, me.Ticket.Sign, partner.Ticket.Sign, now)
+		if err := envelope.StampBatch(r.key, now, []*envelope.Envelope{notice}); err != nil {
+			b.Close()
+			return fmt.Errorf("relay: stamping a close notice: %w", err)
+		}
+		if err := r.fwd.Forward(b, partner.Home, notice); err != nil {
+			b.Close()
+			return fmt.Errorf("relay: queueing a close notice: %w", err)
+		}
+		remote = true
 	}
 	for _, s := range rec.Sides {
 		if !s.Local {
@@ -831,7 +852,11 @@ func (r *Relay) Leave(ctx context.Context, acct keys.AccountID, room keys.RoomID
 			return fmt.Errorf("relay: leaving: %w", err)
 		}
 	}
-	if err := r.mb.Commit(ctx, b); err != nil {
+	err = r.mb.Commit(ctx, b)
+	if n, ok := r.fwd.(CommitNotifier); ok && remote {
+		n.Committed(b, err)
+	}
+	if err != nil {
 		return fmt.Errorf("relay: leaving: %w", err)
 	}
 	return nil
