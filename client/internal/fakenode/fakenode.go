@@ -83,6 +83,7 @@ type Node struct {
 	wg         sync.WaitGroup // WebSocket handlers
 	once       sync.Once
 	mux        *http.ServeMux
+	blobs      *blobState // blob endpoints (blobs.go), made on first use
 }
 
 type account struct {
@@ -329,6 +330,7 @@ func (n *Node) routes() {
 	route("POST /v1/ack", true, n.ack)
 	route("POST /v1/reports", true, n.report)
 	route("GET /v1/health", false, n.health)
+	n.blobRoutes(route)
 	n.mux = mux
 }
 
