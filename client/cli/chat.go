@@ -20,7 +20,7 @@ const chatHelp = `type a line and press enter to send it; a line starting with /
 (start it with // to send a line that starts with /):
   /next        leave this room and find someone new
   /report [n]  report the partner's last n messages (default 10): shows them, asks, then sends
-  /send FILE   send a file (not supported yet)
+  /send FILE   upload a file (encrypted, up to 64 MiB) and send its link
   /quit        leave the chat (the room stays open)`
 
 // received is one Receive's result, for the chat loop.
@@ -111,6 +111,11 @@ func (r *runner) chatEvents(st *chatState, rcv received) {
 	}
 	for _, ev := range rcv.evs {
 		r.out.event(ev, ev.Room != st.room)
+		if ev.Kind == client.EventMessage && ev.Message != nil {
+			for _, l := range blobLinks(ev.Message.Text()) {
+				r.out.notice("a file: fetch it with `parley blob get '%s' -o FILE`", l)
+			}
+		}
 		switch {
 		case ev.Kind == client.EventPaired && st.room == (keys.RoomID{}) && ev.Paired.Me.Sign == st.waiting:
 			st.room, st.waiting = ev.Room, keys.TicketID{}
@@ -137,7 +142,7 @@ func (r *runner) chatLine(ctx context.Context, s *client.Session, st *chatState,
 		case "/report":
 			r.chatReport(s, st, arg)
 		case "/send":
-			r.out.notice("blobs are not supported yet")
+			r.chatSendFile(ctx, s, st, arg)
 		case "/help":
 			r.out.notice("%s", chatHelp)
 		default:

@@ -54,6 +54,8 @@ Usage:
   parley report [--room ROOM] [--last N] [--reason spam|harassment|illegal|other] [--text TEXT] [--yes]
                                       show what a report would disclose, ask, then send it
   parley rooms                        list the rooms in the keystore
+  parley blob put FILE                encrypt and upload a file; prints its link (the key is in the #fragment)
+  parley blob get LINK [-o FILE]      download, verify and decrypt a file (default: to standard output)
   parley version
 
 Global flags (before or after the command):
@@ -162,6 +164,7 @@ func Main(ctx context.Context, e Env, opts ...Option) error {
 		"leave":    r.cmdLeave,
 		"report":   r.cmdReport,
 		"rooms":    r.cmdRooms,
+		"blob":     r.cmdBlob,
 	}
 	switch name := args[0]; name {
 	case "version", "--version":

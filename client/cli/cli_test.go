@@ -238,7 +238,7 @@ func TestChat(t *testing.T) {
 	}
 
 	typeLine("/send notes.txt")
-	errOut.waitFor(t, "blobs are not supported yet")
+	errOut.waitFor(t, "not sent: open notes.txt") // no such file: nothing uploaded or sent
 
 	typeLine("/report 1")
 	out.waitFor(t, "discloses 1 message(s)")
