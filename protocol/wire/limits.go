@@ -78,6 +78,13 @@ const (
 	// MaxRetryAfter bounds the wait a busy delivery ack may ask for.
 	MaxRetryAfter = time.Minute
 
+	// Reports between nodes (spec 13-moderation).
+
+	// MaxReportFrame bounds the body of a report protocol request: a
+	// version byte and a length-prefixed disclosure of at most
+	// MaxDisclosureSize bytes.
+	MaxReportFrame = 1 + 4 + MaxDisclosureSize
+
 	// Blobs (spec 08-blobs).
 
 	// BlobChunkSize is the plaintext size of every blob chunk but the last.
