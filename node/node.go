@@ -9,6 +9,7 @@
 //   - p2p: the libp2p host: transports, discovery, node records, gossip.
 //   - federation: the outbox and delivery of envelopes between nodes.
 //   - lotterynet: the lottery's gossip between nodes and pair confirmation.
+//   - blobs: encrypted files by address: resumable uploads, quotas, GC.
 //   - api: the client HTTP API (spec 09).
 //   - ops: the operator listener (metrics, liveness, readiness, admin).
 //   - config, nodekey: the config file and the node's key file.
@@ -36,6 +37,7 @@ import (
 	"github.com/parley-chat/parley/node/accounts"
 	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/api"
+	"github.com/parley-chat/parley/node/blobs"
 	"github.com/parley-chat/parley/node/federation"
 	"github.com/parley-chat/parley/node/lotterynet"
 	"github.com/parley-chat/parley/node/mailbox"
@@ -84,6 +86,8 @@ type Config struct {
 	Pairing pairing.Config `toml:"pairing" comment:"The pairing lottery."`
 	// Admin configures the admin API (admin section).
 	Admin admin.Config `toml:"admin" comment:"The admin API on the operator listener (spec/10-admin-api.md); its token is <data_dir>/admin.token."`
+	// Blobs configures blob storage under <data_dir>/blobs.
+	Blobs blobs.Config `toml:"blobs" comment:"Blob storage: encrypted files under <data_dir>/blobs (spec/08-blobs.md §11)."`
 	// P2P configures the libp2p host; its network ID is Network.
 	P2P p2p.Config `toml:"p2p" comment:"Federation: the libp2p host, discovery and gossip (spec/11-federation.md). The network ID is the top-level network."`
 	// Federation configures delivery between nodes.
@@ -123,6 +127,7 @@ func DefaultConfig() Config {
 		Relay:           relay.DefaultConfig(),
 		Pairing:         pairing.DefaultConfig(),
 		Admin:           admin.DefaultConfig(), // admin
+		Blobs:           blobs.DefaultConfig(),
 		P2P:             p2p.DefaultConfig(),
 		Federation:      federation.DefaultConfig(),
 	}
@@ -162,8 +167,10 @@ func (c *Config) Validate() error {
 	ac.Audience = "node"
 	ap := c.API
 	ap.NodeID, ap.Network = keys.NodeID{}.String(), "network"
+	bc := c.Blobs
+	bc.Dir = c.BlobsDir()
 	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate(), c.Admin.Validate(),
-		c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
+		bc.Validate(), c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -187,6 +194,9 @@ func (c *Config) lotteryNetConfig() lotterynet.Config {
 
 // StoreDir is where the database lives.
 func (c *Config) StoreDir() string { return filepath.Join(c.DataDir, "store") }
+
+// BlobsDir is where blob ciphertexts live.
+func (c *Config) BlobsDir() string { return filepath.Join(c.DataDir, "blobs") }
 
 // KeyFile is the node key's path.
 func (c *Config) KeyFile() string { return filepath.Join(c.DataDir, "node.key") }
@@ -235,6 +245,7 @@ type Node struct {
 	fedOut   *federation.Sender
 	fedIn    *federation.Handler
 	lotNet   *lotterynet.Network
+	blobs    *blobs.Store
 	api      *api.Server
 	admin    *admin.Server // admin: the operator's admin API
 
@@ -340,6 +351,11 @@ func (n *Node) build(cfg Config, o options) error {
 	if n.pairing, err = pairing.New(cfg.Pairing, n.store, rms, n.mailbox, n.key, pairing.WithClock(o.now), pairing.WithLogger(log), pairing.WithRegisterer(reg), pairing.WithNetwork(n.lotNet)); err != nil {
 		return err
 	}
+	bCfg := cfg.Blobs
+	bCfg.Dir = cfg.BlobsDir()
+	if n.blobs, err = blobs.Open(bCfg, n.store, blobs.WithClock(o.now), blobs.WithLogger(log), blobs.WithRegisterer(reg)); err != nil {
+		return err
+	}
 	rep := reports.New(n.store, rms, o.now)
 	apiCfg := cfg.API
 	apiCfg.NodeID, apiCfg.Version, apiCfg.Network = id.String(), Version, cfg.Network
@@ -350,6 +366,7 @@ func (n *Node) build(cfg Config, o options) error {
 		Sender:   senderAdapter{relay: n.relay},
 		Pairing:  pairingAdapter{l: n.pairing},
 		Reports:  reportsAdapter{r: rep},
+		Blobs:    blobsAdapter{s: n.blobs},
 	}, api.WithClock(o.now), api.WithLogger(log), api.WithRegisterer(reg))
 	if err != nil {
 		return err
@@ -431,7 +448,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	var subs sync.WaitGroup
 	for name, run := range map[string]func(context.Context) error{
-		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run,
+		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run, "blobs": n.blobs.Run,
 	} {
 		subs.Add(1)
 		go func() {
