@@ -8,10 +8,12 @@
 // (crypto/subtle); anything else is 401 before routing, so an
 // unauthenticated caller learns nothing, not even which paths exist.
 //
-// The API lists, shows, suspends and unsuspends accounts (suspending also
-// revokes every session of the account), creates invites, lists the report
-// queue (metadata only) and shows one report's disclosed plaintext, and
-// audits a past lottery epoch. Requests are decoded strictly (JSON only,
+// The API lists, shows (with the moderation state: throttle, counted
+// reports, spam signals and the record of actions), suspends, unsuspends,
+// throttles and unthrottles accounts (suspending also revokes every
+// session of the account), creates invites, lists the report queue
+// (metadata only), shows one report's disclosed plaintext and resolves
+// reports, and audits a past lottery epoch. Requests are decoded strictly (JSON only,
 // unknown fields refused, bodies bounded); errors are
 // {"error":{"code","message"}} with the stable codes of errorTable. Every
 // request is logged with subsystem=admin, never with the token, an invite
@@ -31,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/node/accounts"
+	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/reports"
 	"github.com/parley-chat/parley/protocol/keys"
 	"github.com/parley-chat/parley/protocol/lottery"
@@ -98,7 +101,23 @@ type Accounts interface {
 type Reports interface {
 	List(ctx context.Context, limit int) ([]reports.Stored, error)
 	Get(ctx context.Context, id [32]byte) (reports.Stored, error)
+	Resolve(ctx context.Context, id [32]byte, by, note string) (reports.Stored, error)
 }
+
+// Moderation is what the admin API needs of node/moderation
+// (*moderation.Moderation).
+type Moderation interface {
+	Status(ctx context.Context, acct keys.AccountID) (moderation.Status, error)
+	Suspend(ctx context.Context, acct keys.AccountID, by, reason string) (int, error)
+	Unsuspend(ctx context.Context, acct keys.AccountID, by, reason string) error
+	Throttle(ctx context.Context, acct keys.AccountID, by, reason string) (moderation.Action, error)
+	Unthrottle(ctx context.Context, acct keys.AccountID, by, reason string) error
+}
+
+var (
+	_ Reports    = (*reports.Reports)(nil)
+	_ Moderation = (*moderation.Moderation)(nil)
+)
 
 // Lottery is what the admin API needs of node/pairing (*pairing.Lottery).
 type Lottery interface {
@@ -106,11 +125,14 @@ type Lottery interface {
 }
 
 // Deps are the subsystems behind the API. Lottery may be nil: the audit
-// route then answers 404.
+// route then answers 404. Moderation may be nil: accounts then show no
+// moderation state, suspensions are not recorded as actions, and the
+// throttle routes answer 404.
 type Deps struct {
-	Accounts Accounts
-	Reports  Reports
-	Lottery  Lottery
+	Accounts   Accounts
+	Reports    Reports
+	Lottery    Lottery
+	Moderation Moderation
 }
 
 // Option is a test seam for New.
@@ -191,9 +213,12 @@ func (s *Server) routes() []route {
 		{"accounts_show", Prefix + "accounts/{ref}", http.MethodGet, s.showAccount},
 		{"accounts_suspend", Prefix + "accounts/{ref}/suspend", http.MethodPost, s.suspend},
 		{"accounts_unsuspend", Prefix + "accounts/{ref}/unsuspend", http.MethodPost, s.unsuspend},
+		{"accounts_throttle", Prefix + "accounts/{ref}/throttle", http.MethodPost, s.throttle},
+		{"accounts_unthrottle", Prefix + "accounts/{ref}/unthrottle", http.MethodPost, s.unthrottle},
 		{"invites_create", Prefix + "invites", http.MethodPost, s.createInvite},
 		{"reports_list", Prefix + "reports", http.MethodGet, s.listReports},
 		{"reports_show", Prefix + "reports/{id}", http.MethodGet, s.showReport},
+		{"reports_resolve", Prefix + "reports/{id}/resolve", http.MethodPost, s.resolveReport},
 		{"lottery_audit", Prefix + "lottery/epochs/{n}/audit", http.MethodGet, s.audit},
 	}
 }

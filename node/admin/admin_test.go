@@ -295,7 +295,14 @@ func TestBadInput(t *testing.T) {
 		{"suspend long reason", "POST", "/admin/v1/accounts/alice/suspend", js, `{"reason":"` + strings.Repeat("x", 1025) + `"}`, 400, "bad_request"},
 		{"suspend text body", "POST", "/admin/v1/accounts/alice/suspend", "text/plain", `{"reason":"x"}`, 415, "unsupported_media_type"},
 		{"suspend oversized", "POST", "/admin/v1/accounts/alice/suspend", js, big, 413, "too_large"},
-		{"unsuspend with body", "POST", "/admin/v1/accounts/alice/unsuspend", js, `{}`, 400, "bad_request"},
+		{"unsuspend unknown field", "POST", "/admin/v1/accounts/alice/unsuspend", js, `{"ban":1}`, 400, "bad_request"},
+		{"unsuspend text body", "POST", "/admin/v1/accounts/alice/unsuspend", "", `x`, 415, "unsupported_media_type"},
+		{"unthrottle not throttled", "POST", "/admin/v1/accounts/alice/unthrottle", "", "", 409, "conflict"},
+		{"throttle no reason", "POST", "/admin/v1/accounts/alice/throttle", js, `{}`, 400, "bad_request"},
+		{"throttle long by", "POST", "/admin/v1/accounts/alice/throttle", js, `{"reason":"x","by":"` + strings.Repeat("b", 65) + `"}`, 400, "bad_request"},
+		{"resolve unknown", "POST", "/admin/v1/reports/" + strings.Repeat("00", 32) + "/resolve", "", "", 404, "not_found"},
+		{"resolve bad ID", "POST", "/admin/v1/reports/xyz/resolve", "", "", 400, "bad_request"},
+		{"reports bad state", "GET", "/admin/v1/reports?state=closed", "", "", 400, "bad_request"},
 		{"invite with body", "POST", "/admin/v1/invites", js, `{"n":2}`, 400, "bad_request"},
 		{"report ID short", "GET", "/admin/v1/reports/abcd", "", "", 400, "bad_request"},
 		{"report ID not hex", "GET", "/admin/v1/reports/" + strings.Repeat("zz", 32), "", "", 400, "bad_request"},
@@ -343,5 +350,59 @@ parley_admin_requests_total{route="unauthenticated",status="401"} 1
 	}
 	if probs, err := testutil.GatherAndLint(e.reg); err != nil || len(probs) > 0 {
 		t.Errorf("GatherAndLint = %v, %v", probs, err)
+	}
+}
+
+// spec 10 §3, spec 13 §5: an account's page shows its moderation state
+// (counted reports, signals, the record of actions with their evidence);
+// throttling, reversing and resolving are recorded with who did it.
+func TestModeration(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.register("alice"), e.register("bob")
+	e.report(a, b) // one reporter throttles bob (the test policy)
+	id := hex.EncodeToString(e.reportID[:])
+	var shown admin.Account
+	e.call("GET", "/admin/v1/accounts/bob", "", &shown)
+	m := shown.Moderation
+	if m == nil || !m.Throttled || m.Reporters != 1 || len(m.Reports) != 1 || m.Reports[0] != id || m.Signals.Rooms != 1 {
+		t.Fatalf("show bob = %+v", m)
+	}
+	if len(m.Actions) != 1 || m.Actions[0].Kind != "throttle" || !m.Actions[0].Automatic || m.Actions[0].Evidence[0] != id {
+		t.Fatalf("bob's actions = %+v, want the automatic throttle with the report", m.Actions)
+	}
+	if r := e.do("GET", "/admin/v1/accounts/bob", e.token, "", ""); strings.Contains(r.body, secretText) {
+		t.Error("the account page shows disclosed plaintext")
+	}
+	var res admin.ThrottleResult
+	e.call("POST", "/admin/v1/accounts/bob/unthrottle", `{"by":"carol","reason":"appeal"}`, &res)
+	if res.Moderation.Throttled || res.Moderation.Reporters != 0 {
+		t.Fatalf("unthrottle = %+v", res.Moderation)
+	}
+	e.call("POST", "/admin/v1/accounts/bob/throttle", `{"reason":"again","by":"dave"}`, &res)
+	if !res.Moderation.Throttled {
+		t.Fatalf("throttle = %+v", res.Moderation)
+	}
+	var sus admin.SuspendResult
+	e.call("POST", "/admin/v1/accounts/bob/suspend", `{"reason":"enough","by":"dave"}`, &sus)
+	e.call("POST", "/admin/v1/accounts/bob/unsuspend", "", &sus)
+	e.call("GET", "/admin/v1/accounts/bob", "", &shown)
+	var got []string
+	for _, act := range shown.Moderation.Actions {
+		got = append(got, act.Kind+"/"+act.By)
+	}
+	if want := "throttle/policy,unthrottle/carol,throttle/dave,suspend/dave,unsuspend/admin"; strings.Join(got, ",") != want {
+		t.Errorf("actions = %v, want %s", got, want)
+	}
+
+	var sum admin.ReportSummary
+	e.call("POST", "/admin/v1/reports/"+id+"/resolve", `{"by":"carol","note":"bob warned"}`, &sum)
+	if sum.State != "resolved" || sum.ResolvedBy != "carol" || sum.Resolution != "bob warned" || sum.AccusedAccount != b.key.Public().String() {
+		t.Fatalf("resolve = %+v", sum)
+	}
+	var open, resolved admin.ReportList
+	e.call("GET", "/admin/v1/reports?state=open", "", &open)
+	e.call("GET", "/admin/v1/reports?state=resolved", "", &resolved)
+	if len(open.Reports) != 0 || len(resolved.Reports) != 1 {
+		t.Errorf("open %d, resolved %d, want 0 and 1", len(open.Reports), len(resolved.Reports))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/parley-chat/parley/node/accounts"
+	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/reports"
 )
@@ -33,6 +34,9 @@ var errorTable = []struct {
 	{errBadRequest, http.StatusBadRequest, "bad_request", "malformed request"},
 	{accounts.ErrBadReason, http.StatusBadRequest, "bad_request", "malformed request: reason longer than 1024 bytes or not UTF-8"},
 	{accounts.ErrBadUsername, http.StatusNotFound, "not_found", "no such account"},
+	{moderation.ErrBadInput, http.StatusBadRequest, "bad_request", "malformed request: by must be 1 to 64 bytes, reason at most 1024, UTF-8"},
+	{reports.ErrBadResolution, http.StatusBadRequest, "bad_request", "malformed request: by must be 1 to 64 bytes, note at most 1024, UTF-8"},
+	{moderation.ErrNotThrottled, http.StatusConflict, "conflict", "the account is not throttled"},
 	{errUnauthenticated, http.StatusUnauthorized, "unauthenticated", "missing or wrong admin token"},
 	{errNotFound, http.StatusNotFound, "not_found", "not found"},
 	{accounts.ErrNotFound, http.StatusNotFound, "not_found", "no such account"},

@@ -33,6 +33,9 @@ type Account struct {
 	Created       string `json:"created"`
 	Suspended     bool   `json:"suspended"`
 	SuspendReason string `json:"suspend_reason,omitempty"`
+	// Moderation is the account's moderation state; only GET
+	// accounts/{ref} sets it, and only on a node with moderation.
+	Moderation *ModerationStatus `json:"moderation,omitempty"`
 }
 
 func toAccount(a accounts.Account) Account {
@@ -46,9 +49,18 @@ type AccountList struct {
 	Next     string    `json:"next,omitempty"`
 }
 
-// SuspendRequest is the body of POST accounts/{ref}/suspend.
+// SuspendRequest is the body of POST accounts/{ref}/suspend and
+// accounts/{ref}/throttle. By names the operator (default "admin").
 type SuspendRequest struct {
 	Reason *string `json:"reason"`
+	By     string  `json:"by,omitempty"`
+}
+
+// ReverseRequest is the optional body of POST accounts/{ref}/unsuspend and
+// accounts/{ref}/unthrottle: who reverses, and why.
+type ReverseRequest struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // SuspendResult answers suspend and unsuspend.
@@ -65,14 +77,20 @@ type Invite struct {
 
 // ReportSummary is a report in the queue: metadata, never the plaintext.
 type ReportSummary struct {
-	ID            string `json:"id"`         // hex
-	ReceiptID     string `json:"receipt_id"` // base64, as the client API's report_id
-	Reporter      string `json:"reporter"`   // the reporting account
-	Received      string `json:"received"`
-	Reason        string `json:"reason"`
-	AccusedRoom   string `json:"accused_room"`
-	AccusedTicket string `json:"accused_ticket"`
-	Items         int    `json:"items"`
+	ID             string `json:"id"`                      // hex
+	ReceiptID      string `json:"receipt_id"`              // base64, as the client API's report_id
+	Reporter       string `json:"reporter,omitempty"`      // the reporting account, if local
+	ReporterNode   string `json:"reporter_node,omitempty"` // the node that forwarded it, if remote
+	Received       string `json:"received"`
+	Reason         string `json:"reason"`
+	AccusedRoom    string `json:"accused_room"`
+	AccusedTicket  string `json:"accused_ticket"`
+	AccusedAccount string `json:"accused_account,omitempty"` // if the accused is local
+	Items          int    `json:"items"`
+	State          string `json:"state"` // open or resolved
+	Resolved       string `json:"resolved,omitempty"`
+	ResolvedBy     string `json:"resolved_by,omitempty"`
+	Resolution     string `json:"resolution,omitempty"`
 }
 
 // ReportList answers GET reports.
@@ -244,7 +262,15 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toAccount(a))
+	out := toAccount(a)
+	if s.deps.Moderation != nil {
+		st, err := s.deps.Moderation.Status(r.Context(), a.ID)
+		if err != nil {
+			return err
+		}
+		out.Moderation = toModeration(st)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -263,12 +289,18 @@ func (s *Server) suspend(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if err := s.deps.Accounts.Suspend(ctx, a.ID, *req.Reason); err != nil {
-		return err
-	}
-	n, err := s.deps.Accounts.RevokeAll(ctx, a.ID)
-	if err != nil {
-		return err
+	var n int
+	if s.deps.Moderation != nil {
+		if n, err = s.deps.Moderation.Suspend(ctx, a.ID, operator(req.By), *req.Reason); err != nil {
+			return err
+		}
+	} else {
+		if err := s.deps.Accounts.Suspend(ctx, a.ID, *req.Reason); err != nil {
+			return err
+		}
+		if n, err = s.deps.Accounts.RevokeAll(ctx, a.ID); err != nil {
+			return err
+		}
 	}
 	if a, err = s.deps.Accounts.Get(ctx, a.ID); err != nil {
 		return err
@@ -279,7 +311,8 @@ func (s *Server) suspend(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) unsuspend(w http.ResponseWriter, r *http.Request) error {
-	if err := requireNoBody(r); err != nil {
+	req, err := s.reverseRequest(w, r)
+	if err != nil {
 		return err
 	}
 	a, err := s.account(r)
@@ -287,7 +320,12 @@ func (s *Server) unsuspend(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if err := s.deps.Accounts.Unsuspend(ctx, a.ID); err != nil {
+	if s.deps.Moderation != nil {
+		err = s.deps.Moderation.Unsuspend(ctx, a.ID, operator(req.By), req.Reason)
+	} else {
+		err = s.deps.Accounts.Unsuspend(ctx, a.ID)
+	}
+	if err != nil {
 		return err
 	}
 	if a, err = s.deps.Accounts.Get(ctx, a.ID); err != nil {
@@ -314,20 +352,33 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) error {
 func summary(st reports.Stored) ReportSummary {
 	d := st.Disclosure
 	room, ticket := d.Accused()
-	return ReportSummary{
+	out := ReportSummary{
 		ID:            hex.EncodeToString(st.ID[:]),
 		ReceiptID:     base64.StdEncoding.EncodeToString(st.ID[:]),
-		Reporter:      st.Reporter.String(),
 		Received:      formatTime(st.Received),
 		Reason:        d.Reason.String(),
 		AccusedRoom:   room.String(),
 		AccusedTicket: ticket.String(),
 		Items:         len(d.Items),
+		State:         "open",
 	}
+	if st.Reporter != (keys.AccountID{}) {
+		out.Reporter = st.Reporter.String()
+	}
+	if st.From != (keys.NodeID{}) {
+		out.ReporterNode = st.From.String()
+	}
+	if st.AccusedLocal {
+		out.AccusedAccount = st.Accused.String()
+	}
+	if st.IsResolved() {
+		out.State, out.Resolved, out.ResolvedBy, out.Resolution = "resolved", formatTime(st.Resolved), st.ResolvedBy, st.Resolution
+	}
+	return out
 }
 
 func (s *Server) listReports(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "limit")
+	q, err := query(r, "limit", "state")
 	if err != nil {
 		return err
 	}
@@ -335,12 +386,21 @@ func (s *Server) listReports(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	state := q.Get("state")
+	if state != "" && state != "open" && state != "resolved" && state != "all" {
+		return badRequest("state must be open, resolved or all")
+	}
+	// The filter runs over the first limit reports in ID order: the queue
+	// is small, and paging by ID is the next step if it is not.
 	list, err := s.deps.Reports.List(r.Context(), limit)
 	if err != nil {
 		return err
 	}
 	out := ReportList{Reports: make([]ReportSummary, 0, len(list))}
 	for _, st := range list {
+		if (state == "open" && st.IsResolved()) || (state == "resolved" && !st.IsResolved()) {
+			continue
+		}
 		out.Reports = append(out.Reports, summary(st))
 	}
 	writeJSON(w, http.StatusOK, &out)

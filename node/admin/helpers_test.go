@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-chat/parley/node/accounts"
 	"github.com/parley-chat/parley/node/admin"
+	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/reports"
 	"github.com/parley-chat/parley/node/rooms"
@@ -40,6 +41,7 @@ type env struct {
 	st       *store.Store
 	acc      *accounts.Service
 	rep      *reports.Reports
+	mod      *moderation.Moderation
 	srv      *admin.Server
 	http     *httptest.Server
 	reg      *prometheus.Registry
@@ -82,7 +84,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	rs := rooms.New(st)
-	e.rep = reports.New(st, rs, clock)
+	if e.mod, err = moderation.New(moderation.Config{ThrottleReporters: 1, SuspendReporters: -1}, st, e.acc, rs, moderation.WithClock(clock)); err != nil {
+		t.Fatal(err)
+	}
+	e.rep = reports.New(st, rs, clock, reports.WithPolicy(e.mod))
 	e.node, _ = keys.GenerateNodeKey(rand.Reader)
 
 	path := filepath.Join(t.TempDir(), admin.TokenFileName)
@@ -97,7 +102,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv, err = admin.New(admin.Config{}, admin.Deps{Accounts: e.acc, Reports: e.rep, Lottery: fakeLottery{}}, hash,
+	e.srv, err = admin.New(admin.Config{}, admin.Deps{Accounts: e.acc, Reports: e.rep, Lottery: fakeLottery{}, Moderation: e.mod}, hash,
 		admin.WithLogger(log), admin.WithRegisterer(e.reg))
 	if err != nil {
 		t.Fatal(err)
