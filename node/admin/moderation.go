@@ -8,6 +8,9 @@ import (
 	"github.com/parley-chat/parley/protocol/keys"
 )
 
+// MaxBy bounds the name of who takes an action, in bytes.
+const MaxBy = moderation.MaxBy
+
 // DefaultOperator is who an action is recorded as taken by when the
 // request names nobody.
 const DefaultOperator = "admin"

@@ -25,17 +25,24 @@ const adminUsage = `usage: parleyd admin [--data DIR | --config FILE] [--operato
 
 Commands (they call the running node's admin API, spec/10-admin-api.md):
   accounts list [--after ID] [--limit N]   list accounts, in ID order
-  accounts show NAME|ID                    show one account
+  accounts show NAME|ID                    show one account, its spam signals and moderation record
   accounts suspend NAME|ID --reason TEXT   suspend an account and end its sessions
-  accounts unsuspend NAME|ID               lift a suspension
+  accounts unsuspend NAME|ID [--reason TEXT]
+                                           lift a suspension
+  accounts throttle NAME|ID --reason TEXT  throttle an account's messages and tickets
+  accounts unthrottle NAME|ID [--reason TEXT]
+                                           lift a throttle
   invite                                   create an invite token (registration_mode "invite")
-  reports list [--limit N]                 the report queue (no plaintext)
+  reports list [--limit N] [--state open|resolved|all]
+                                           the report queue (no plaintext)
   reports show ID                          one report, with the disclosed messages
+  reports resolve ID [--note TEXT]         mark a report resolved
   lottery audit --epoch N                  recompute a past lottery epoch and check its pairs
   token                                    create DIR/admin.token if it is missing (no node needed)
 
 The node's address is operator.listen from the configuration; the token is
-read from DIR/admin.token. --json prints the API's JSON answer.
+read from DIR/admin.token. --json prints the API's JSON answer. Actions are
+recorded as taken by --by NAME (default $USER, else "admin").
 `
 
 // adminTimeout bounds one admin API call.
@@ -49,6 +56,9 @@ type adminCommand struct {
 	epoch  *uint64
 	limit  int
 	after  string
+	by     string
+	note   string
+	state  string
 }
 
 // parseInterspersed parses fl over args, allowing flags after positional
@@ -70,19 +80,25 @@ func parseInterspersed(fl *flag.FlagSet, args []string) ([]string, error) {
 
 // adminFlagsFor lists the command-specific flags each command accepts.
 var adminFlagsFor = map[string][]string{
-	"accounts list":      {"after", "limit"},
-	"accounts suspend":   {"reason"},
-	"reports list":       {"limit"},
-	"lottery audit":      {"epoch"},
-	"accounts show":      nil,
-	"accounts unsuspend": nil,
-	"invite":             nil,
-	"reports show":       nil,
-	"token":              nil,
+	"accounts list":       {"after", "limit"},
+	"accounts suspend":    {"reason", "by"},
+	"accounts unsuspend":  {"reason", "by"},
+	"accounts throttle":   {"reason", "by"},
+	"accounts unthrottle": {"reason", "by"},
+	"reports list":        {"limit", "state"},
+	"reports resolve":     {"note", "by"},
+	"lottery audit":       {"epoch"},
+	"accounts show":       nil,
+	"invite":              nil,
+	"reports show":        nil,
+	"token":               nil,
 }
 
 // adminArgs is how many positional arguments follow each command.
-var adminArgs = map[string]int{"accounts show": 1, "accounts suspend": 1, "accounts unsuspend": 1, "reports show": 1}
+var adminArgs = map[string]int{
+	"accounts show": 1, "accounts suspend": 1, "accounts unsuspend": 1, "accounts throttle": 1, "accounts unthrottle": 1,
+	"reports show": 1, "reports resolve": 1,
+}
 
 func cmdAdmin(ctx context.Context, e Env) error {
 	lf := newLoadFlags("admin", e)
@@ -92,6 +108,9 @@ func cmdAdmin(ctx context.Context, e Env) error {
 	epoch := lf.fl.Uint64("epoch", 0, "lottery epoch (lottery audit)")
 	lf.fl.IntVar(&c.limit, "limit", 0, "how many to list (default: the node's admin.default_limit)")
 	lf.fl.StringVar(&c.after, "after", "", "list accounts after this account ID (paging)")
+	lf.fl.StringVar(&c.by, "by", "", "who takes the action, for the record (default $USER)")
+	lf.fl.StringVar(&c.note, "note", "", "resolution note (reports resolve)")
+	lf.fl.StringVar(&c.state, "state", "", "open, resolved or all (reports list)")
 	lf.fl.Usage = func() { fmt.Fprint(e.Stderr, adminUsage) }
 	words, err := parseInterspersed(lf.fl, e.Args[1:])
 	if err != nil {
@@ -128,9 +147,15 @@ func cmdAdmin(ctx context.Context, e Env) error {
 	if name == "token" {
 		return adminToken(e, lf)
 	}
-	if name == "accounts suspend" && c.reason == nil {
-		fmt.Fprint(e.Stderr, "parleyd admin accounts suspend needs --reason TEXT\n")
+	if (name == "accounts suspend" || name == "accounts throttle") && c.reason == nil {
+		fmt.Fprintf(e.Stderr, "parleyd admin %s needs --reason TEXT\n", name)
 		return ErrUsage
+	}
+	if c.by == "" {
+		c.by = lookupEnv(e.Environ, "USER")
+	}
+	if len(c.by) > admin.MaxBy {
+		c.by = c.by[:admin.MaxBy]
 	}
 	if name == "lottery audit" && c.epoch == nil {
 		fmt.Fprint(e.Stderr, "parleyd admin lottery audit needs --epoch N\n")
@@ -291,22 +316,48 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adm
 		out = func() { printAccount(w, a) }
 	case "accounts suspend":
 		var r admin.SuspendResult
-		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/suspend", admin.SuspendRequest{Reason: cmd.reason}, &r)
+		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/suspend", admin.SuspendRequest{Reason: cmd.reason, By: cmd.by}, &r)
 		out = func() {
 			fmt.Fprintf(w, "suspended %s (%s); %d session(s) revoked\n", r.Account.Username, r.Account.ID, r.SessionsRevoked)
 		}
 	case "accounts unsuspend":
 		var r admin.SuspendResult
-		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/unsuspend", nil, &r)
+		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/unsuspend", admin.ReverseRequest{By: cmd.by, Reason: deref(cmd.reason)}, &r)
 		out = func() { fmt.Fprintf(w, "unsuspended %s (%s)\n", r.Account.Username, r.Account.ID) }
+	case "accounts throttle", "accounts unthrottle":
+		verb := strings.TrimPrefix(name, "accounts ")
+		var body any = admin.ReverseRequest{By: cmd.by, Reason: deref(cmd.reason)}
+		if verb == "throttle" {
+			body = admin.SuspendRequest{Reason: cmd.reason, By: cmd.by}
+		}
+		var r admin.ThrottleResult
+		raw, err = c.do(ctx, http.MethodPost, "accounts/"+esc(cmd.words[0])+"/"+verb, body, &r)
+		out = func() {
+			fmt.Fprintf(w, "%sd %s (%s)", verb, r.Account.Username, r.Account.ID)
+			if r.Moderation.Throttled {
+				fmt.Fprintf(w, " until %s", r.Moderation.ThrottledUntil)
+			}
+			fmt.Fprintln(w)
+		}
+	case "reports resolve":
+		var r admin.ReportSummary
+		raw, err = c.do(ctx, http.MethodPost, "reports/"+esc(cmd.words[0])+"/resolve", admin.ResolveRequest{By: cmd.by, Note: cmd.note}, &r)
+		out = func() { fmt.Fprintf(w, "resolved report %s (by %s)\n", r.ID, r.ResolvedBy) }
 	case "invite":
 		var r admin.Invite
 		raw, err = c.do(ctx, http.MethodPost, "invites", nil, &r)
 		out = func() { fmt.Fprintf(w, "invite: %s\nexpires: %s\n", r.Invite, r.Expires) }
 	case "reports list":
-		path := "reports"
+		q := url.Values{}
 		if cmd.limit != 0 {
-			path += "?limit=" + strconv.Itoa(cmd.limit)
+			q.Set("limit", strconv.Itoa(cmd.limit))
+		}
+		if cmd.state != "" {
+			q.Set("state", cmd.state)
+		}
+		path := "reports"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
 		}
 		var l admin.ReportList
 		raw, err = c.do(ctx, http.MethodGet, path, nil, &l)
@@ -362,20 +413,77 @@ func printAccount(w io.Writer, a admin.Account) {
 	if a.Suspended {
 		fmt.Fprintf(w, "reason:   %s\n", a.SuspendReason)
 	}
+	m := a.Moderation
+	if m == nil {
+		return
+	}
+	if m.Throttled {
+		fmt.Fprintf(w, "throttled until %s\n", m.ThrottledUntil)
+	}
+	s := m.Signals
+	acts := "no: too few rooms to act on"
+	if s.Acts {
+		acts = "yes"
+	}
+	fmt.Fprintf(w, "\nspam score: %.2f (acts: %s)\n", s.Score, acts)
+	fmt.Fprintf(w, "  rooms in the signal window:     %d (%d in the last hour)\n", s.Rooms, s.RoomsLastHour)
+	fmt.Fprintf(w, "  closed rooms:                   %d, median length %.0fs\n", s.Closed, s.MedianSeconds)
+	fmt.Fprintf(w, "  short conversations:            %.0f%%\n", 100*s.ShortConversations)
+	fmt.Fprintf(w, "  partner left within seconds:    %.0f%%\n", 100*s.QuickExits)
+	fmt.Fprintf(w, "  messages counted:               %d in %d room(s)\n", s.Messages, s.CountedRooms)
+	fmt.Fprintf(w, "  distinct reporters (counting):  %d\n", m.Reporters)
+	for _, id := range m.Reports {
+		fmt.Fprintf(w, "    report %s\n", id)
+	}
+	if len(m.Actions) == 0 {
+		fmt.Fprintln(w, "\nno moderation actions")
+		return
+	}
+	fmt.Fprintln(w, "\nmoderation actions:")
+	for _, act := range m.Actions {
+		fmt.Fprintf(w, "  %s  %-10s by %s: %s\n", act.Time, act.Kind, act.By, act.Reason)
+		for _, id := range act.Evidence {
+			fmt.Fprintf(w, "      evidence: report %s\n", id)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func printReports(w io.Writer, l admin.ReportList) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRECEIVED\tREASON\tITEMS\tREPORTER\tACCUSED TICKET")
+	fmt.Fprintln(tw, "ID\tSTATE\tRECEIVED\tREASON\tITEMS\tREPORTER\tACCUSED")
 	for _, r := range l.Reports {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Received, r.Reason, r.Items, r.Reporter, r.AccusedTicket)
+		reporter, accused := r.Reporter, r.AccusedAccount
+		if reporter == "" {
+			reporter = "node " + r.ReporterNode
+		}
+		if accused == "" {
+			accused = "remote ticket " + r.AccusedTicket
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.State, r.Received, r.Reason, r.Items, reporter, accused)
 	}
 	_ = tw.Flush()
 }
 
 func printReport(w io.Writer, r admin.Report) {
-	fmt.Fprintf(w, "report:   %s\nreceived: %s\nreporter: %s\nreason:   %s\ncomment:  %s\nroom:     %s\naccused:  %s\n",
-		r.ID, r.Received, r.Reporter, r.Reason, r.Comment, r.AccusedRoom, r.AccusedTicket)
+	reporter := r.Reporter
+	if reporter == "" {
+		reporter = "a user of node " + r.ReporterNode
+	}
+	fmt.Fprintf(w, "report:   %s\nstate:    %s\nreceived: %s\nreporter: %s\nreason:   %s\ncomment:  %s\nroom:     %s\naccused:  %s\n",
+		r.ID, r.State, r.Received, reporter, r.Reason, r.Comment, r.AccusedRoom, r.AccusedTicket)
+	if r.AccusedAccount != "" {
+		fmt.Fprintf(w, "account:  %s\n", r.AccusedAccount)
+	}
+	if r.State == "resolved" {
+		fmt.Fprintf(w, "resolved: %s by %s: %s\n", r.Resolved, r.ResolvedBy, r.Resolution)
+	}
 	for i, it := range r.Content {
 		fmt.Fprintf(w, "\nmessage %d (seq %d, sent %s, stamped %s by %s):\n  %s\n", i+1, it.Seq, it.Sent, it.Stamped, it.StampingNode, it.Text)
 	}
