@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/node/reports"
+	"github.com/parley-chat/parley/node/store"
+	"github.com/parley-chat/parley/protocol/wire"
 )
 
 func TestGet(t *testing.T) {
@@ -40,4 +42,27 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// Reports stored by the first version (u8 1, reporter, received,
+// disclosure) still read.
+func TestGetVersion1(t *testing.T) {
+	w := setup(t)
+	d := w.disclosure(t)
+	enc, _ := d.MarshalBinary()
+	e := wire.NewEncoder(0)
+	e.U8(1)
+	e.Fixed(w.acctA[:])
+	e.I64(w.now.UnixMilli())
+	e.Bytes32(enc)
+	id := [32]byte{7}
+	b := w.st.NewBatch()
+	b.Set(store.Key(store.PrefixReport, id[:]), e.Bytes())
+	if err := w.st.Commit(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reports.New(w.st, w.rs, nil).Get(context.Background(), id)
+	if err != nil || got.Reporter != w.acctA || got.IsResolved() || got.AccusedLocal || len(got.Disclosure.Items) != 1 {
+		t.Fatalf("Get(v1 record) = %+v, %v", got, err)
+	}
 }

@@ -127,8 +127,9 @@ type Reports struct {
 	mu     sync.Mutex // serialises the check-then-write of one report ID
 }
 
-// New returns the reports service. It panics only if registering its
-// metrics fails, which is a wiring bug (two services on one registerer).
+// New returns the reports service. If its metrics cannot be registered
+// (a wiring bug: two services on one registerer) it logs that and counts
+// into unregistered metrics.
 func New(st *store.Store, rs *rooms.Rooms, now func() time.Time, opts ...Option) *Reports {
 	if now == nil {
 		now = time.Now
@@ -140,7 +141,7 @@ func New(st *store.Store, rs *rooms.Rooms, now func() time.Time, opts ...Option)
 	r.log = r.log.With("subsystem", "reports")
 	m, err := newMetrics(r.reg)
 	if err != nil {
-		panic(fmt.Sprintf("reports: registering metrics: %v", err))
+		r.log.Error("registering the reports metrics", "err", err)
 	}
 	r.m = m
 	return r
