@@ -120,17 +120,25 @@ func (u *tuser) waitPaired(ctx context.Context, t *testing.T) {
 	u.room = r
 }
 
+// pairedTrio registers alice, bob and carol on the node at url and pairs
+// alice with bob (carol is in no room).
+func pairedTrio(ctx context.Context, t *testing.T, url string) (alice, bob, carol *tuser) {
+	t.Helper()
+	alice, bob, carol = newTUser(ctx, t, url, "alice"), newTUser(ctx, t, url, "bob"), newTUser(ctx, t, url, "carol")
+	alice.pair(ctx, t)
+	bob.pair(ctx, t)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+	return alice, bob, carol
+}
+
 // Issue 3: no account can read or write another's rooms or mailbox through
 // the client API (spec 09 §1 "Authorisation").
 func TestAuthorisationAgainstARealNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	url := startNode(t)
-	alice, bob, carol := newTUser(ctx, t, url, "alice"), newTUser(ctx, t, url, "bob"), newTUser(ctx, t, url, "carol")
-	alice.pair(ctx, t)
-	bob.pair(ctx, t)
-	alice.waitPaired(ctx, t)
-	bob.waitPaired(ctx, t)
+	alice, bob, carol := pairedTrio(ctx, t, url)
 
 	e, err := alice.room.Seal(envelope.ContentText, []byte("for bob only"), time.Now(), rand.Reader)
 	if err != nil {
@@ -168,28 +176,7 @@ func TestAuthorisationAgainstARealNode(t *testing.T) {
 	}
 
 	// Bob still gets alice's message, once, and it opens.
-	var got []string
-	for len(got) == 0 {
-		res, err := bob.c.Sync(ctx, bob.pos, 100, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range res.Events {
-			if ev.Kind != client.EventMessage {
-				continue
-			}
-			env, err := envelope.Parse(ev.Envelope)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := bob.room.Open(env, bob.info.Partner.Home)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, string(o.Content))
-		}
-		bob.pos = res.Next
-	}
+	got := bob.receiveTexts(ctx, t, 1)
 	if len(got) != 1 || got[0] != "for bob only" {
 		t.Fatalf("bob received %q", got)
 	}

@@ -19,11 +19,7 @@ func TestSendOverSyncWebSocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	url := startNode(t)
-	alice, bob, carol := newTUser(ctx, t, url, "alice"), newTUser(ctx, t, url, "bob"), newTUser(ctx, t, url, "carol")
-	alice.pair(ctx, t)
-	bob.pair(ctx, t)
-	alice.waitPaired(ctx, t)
-	bob.waitPaired(ctx, t)
+	alice, bob, carol := pairedTrio(ctx, t, url)
 
 	as, err := alice.c.SyncWS(ctx, alice.pos)
 	if err != nil {
