@@ -72,6 +72,12 @@ type user struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with edit applied to the API's dependencies.
+func newEnvWith(t *testing.T, edit func(*admin.Deps)) *env {
+	t.Helper()
 	st, err := store.Open(store.Config{Dir: "/d"}, store.WithFS(vfs.NewMem()))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +108,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv, err = admin.New(admin.Config{}, admin.Deps{Accounts: e.acc, Reports: e.rep, Lottery: fakeLottery{}, Moderation: e.mod}, hash,
+	deps := admin.Deps{Accounts: e.acc, Reports: e.rep, Lottery: fakeLottery{}, Moderation: e.mod}
+	if edit != nil {
+		edit(&deps)
+	}
+	e.srv, err = admin.New(admin.Config{}, deps, hash,
 		admin.WithLogger(log), admin.WithRegisterer(e.reg))
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ Commands (they call the running node's admin API, spec/10-admin-api.md):
                                            the report queue (no plaintext)
   reports show ID                          one report, with the disclosed messages
   reports resolve ID [--note TEXT]         mark a report resolved
+  nodes show|deny|allow PEER_ID            reports about a remote node's users; defederate it or allow it again
   lottery audit --epoch N                  recompute a past lottery epoch and check its pairs
   token                                    create DIR/admin.token if it is missing (no node needed)
 
@@ -88,6 +89,9 @@ var adminFlagsFor = map[string][]string{
 	"reports list":        {"limit", "state"},
 	"reports resolve":     {"note", "by"},
 	"lottery audit":       {"epoch"},
+	"nodes show":          nil,
+	"nodes deny":          nil,
+	"nodes allow":         nil,
 	"accounts show":       nil,
 	"invite":              nil,
 	"reports show":        nil,
@@ -97,7 +101,7 @@ var adminFlagsFor = map[string][]string{
 // adminArgs is how many positional arguments follow each command.
 var adminArgs = map[string]int{
 	"accounts show": 1, "accounts suspend": 1, "accounts unsuspend": 1, "accounts throttle": 1, "accounts unthrottle": 1,
-	"reports show": 1, "reports resolve": 1,
+	"reports show": 1, "reports resolve": 1, "nodes show": 1, "nodes deny": 1, "nodes allow": 1,
 }
 
 func cmdAdmin(ctx context.Context, e Env) error {
@@ -366,6 +370,20 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adm
 		var r admin.Report
 		raw, err = c.do(ctx, http.MethodGet, "reports/"+esc(cmd.words[0]), nil, &r)
 		out = func() { printReport(w, r) }
+	case "nodes show", "nodes deny", "nodes allow":
+		method, path := http.MethodGet, "nodes/"+esc(cmd.words[0])
+		if name != "nodes show" {
+			method, path = http.MethodPost, path+"/"+strings.TrimPrefix(name, "nodes ")
+		}
+		var n admin.Node
+		raw, err = c.do(ctx, method, path, nil, &n)
+		out = func() {
+			state := "allowed"
+			if n.Denied {
+				state = "denied"
+			}
+			fmt.Fprintf(w, "node:    %s\nstate:   %s\nreports: %d about its users (%d open)\n", n.ID, state, n.Reports, n.Open)
+		}
 	case "lottery audit":
 		var a admin.Audit
 		raw, err = c.do(ctx, http.MethodGet, "lottery/epochs/"+strconv.FormatUint(*cmd.epoch, 10)+"/audit", nil, &a)

@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/node/accounts"
 	"github.com/parley-chat/parley/node/admin"
@@ -93,7 +96,7 @@ func TestAdminModerationCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := admin.New(admin.Config{}, admin.Deps{Accounts: acc, Reports: rep, Moderation: mod}, hash)
+	srv, err := admin.New(admin.Config{}, admin.Deps{Accounts: acc, Reports: rep, Moderation: mod, Peers: &fakePeers{denied: map[peer.ID]bool{}}}, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +122,8 @@ func TestAdminModerationCommands(t *testing.T) {
 		{[]string{"reports", "resolve", id, "--note", "alice warned"}, []string{"resolved report " + id + " (by carol)"}, ""},
 		{[]string{"reports", "list", "--state", "open"}, []string{"ID"}, id},
 		{[]string{"reports", "show", id}, []string{"resolved: ", "by carol: alice warned"}, ""},
+		{[]string{"nodes", "deny", c.ReporterNode.String()}, []string{"state:   denied", "reports: 0 about its users"}, ""},
+		{[]string{"nodes", "allow", c.ReporterNode.String()}, []string{"state:   allowed"}, ""},
 	} {
 		out, _, err := run(ctx, t, env, append([]string{"admin", "--data", dir, "--operator-listen", op}, tc.args...)...)
 		if err != nil {
@@ -134,4 +139,17 @@ func TestAdminModerationCommands(t *testing.T) {
 			t.Errorf("admin %q = %q, must not contain %q", tc.args, out, tc.not)
 		}
 	}
+}
+
+type fakePeers struct {
+	mu     sync.Mutex
+	denied map[peer.ID]bool
+}
+
+func (f *fakePeers) Deny(p peer.ID)  { f.mu.Lock(); f.denied[p] = true; f.mu.Unlock() }
+func (f *fakePeers) Allow(p peer.ID) { f.mu.Lock(); delete(f.denied, p); f.mu.Unlock() }
+func (f *fakePeers) Denied(p peer.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.denied[p]
 }

@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/protocol/keys"
+)
+
+// Peers is what the admin API needs of node/p2p (*p2p.Host) to defederate
+// a node: the connection gater's deny list.
+type Peers interface {
+	Deny(p peer.ID)
+	Allow(p peer.ID)
+	Denied(p peer.ID) bool
+}
+
+// Node is a remote node as the API shows it (spec 13 §5): whether it is
+// denied, and the reports this node holds about its users.
+type Node struct {
+	ID      string `json:"id"`
+	Denied  bool   `json:"denied"`
+	Reports int    `json:"reports"` // verified reports about its users (forwarded there)
+	Open    int    `json:"open"`    // of which not resolved here
+}
+
+// nodeRef parses the {id} path value, a node's peer ID.
+func nodeRef(r *http.Request) (keys.NodeID, error) {
+	id, err := keys.ParseNodeID(r.PathValue("id"))
+	if err != nil {
+		return id, badRequest("not a node's peer ID")
+	}
+	return id, nil
+}
+
+func (s *Server) showNode(w http.ResponseWriter, r *http.Request) error {
+	if s.deps.Peers == nil {
+		return errNotFound
+	}
+	if _, err := query(r); err != nil {
+		return err
+	}
+	id, err := nodeRef(r)
+	if err != nil {
+		return err
+	}
+	return s.writeNode(w, r, id)
+}
+
+func (s *Server) writeNode(w http.ResponseWriter, r *http.Request, id keys.NodeID) error {
+	out := Node{ID: id.String(), Denied: s.deps.Peers.Denied(peer.ID(id.PeerIDBytes()))}
+	list, err := s.deps.Reports.List(r.Context(), 0)
+	if err != nil {
+		return err
+	}
+	for _, st := range list {
+		d := st.Disclosure
+		if st.AccusedLocal || len(d.Items) == 0 || d.Items[0].Stamp.Node != id {
+			continue
+		}
+		out.Reports++
+		if !st.IsResolved() {
+			out.Open++
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// denyNode refuses all connections to and from a node (the connection
+// gater) until allowNode; the deny list lives in memory: the node's
+// p2p.deny setting keeps a node denied across restarts.
+func (s *Server) denyNode(w http.ResponseWriter, r *http.Request) error {
+	return s.setDenied(w, r, true)
+}
+
+func (s *Server) allowNode(w http.ResponseWriter, r *http.Request) error {
+	return s.setDenied(w, r, false)
+}
+
+func (s *Server) setDenied(w http.ResponseWriter, r *http.Request, deny bool) error {
+	if s.deps.Peers == nil {
+		return errNotFound
+	}
+	if err := requireNoBody(r); err != nil {
+		return err
+	}
+	id, err := nodeRef(r)
+	if err != nil {
+		return err
+	}
+	p := peer.ID(id.PeerIDBytes())
+	if deny {
+		s.deps.Peers.Deny(p)
+		s.log.Info("admin denied node", "node", id.String())
+	} else {
+		s.deps.Peers.Allow(p)
+		s.log.Info("admin allowed node", "node", id.String())
+	}
+	return s.writeNode(w, r, id)
+}
