@@ -18,7 +18,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_moderation_reports_total",
-			Help: "Verified reports about local accounts given to the policy, by result (counted, duplicate).",
+			Help: "Verified reports about local accounts given to the policy, by result (counted, duplicate, stale).",
 		}, []string{"result"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_moderation_actions_total",

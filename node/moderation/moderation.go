@@ -159,7 +159,8 @@ type Evidence struct {
 
 // Outcome is what Reported did.
 type Outcome struct {
-	// Duplicate: the same report was counted before; nothing changed.
+	// Duplicate: the report does not count (counted before, its reporter
+	// counts already, or it is stale); nothing changed.
 	Duplicate bool
 	// Reporters is the number of distinct reporters that count now.
 	Reporters int
@@ -312,16 +313,28 @@ func (md *Moderation) CountMessage(room keys.RoomID) {
 
 // Reported records a verified report about a local account and applies the
 // policy. The report must already be verified and stored (node/reports
-// does both). A report counted before, or a second report by the same
-// reporter within the window, does not raise the count.
+// does both); ev.Time is when it was first received. A report counted
+// before, a second report by a reporter who counts already, and a report
+// received before the window or the last operator reversal do not raise
+// the count (Outcome.Duplicate).
 func (md *Moderation) Reported(ctx context.Context, ev Evidence) (Outcome, error) {
 	md.mu.Lock()
 	defer md.mu.Unlock()
+	since, err := md.countingSince(ev.Accused)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !ev.Time.After(since) {
+		// Received before the window or a reversal: it no longer counts.
+		md.m.reports.WithLabelValues("stale").Inc()
+		return md.unchanged(ev.Accused)
+	}
 	key := store.Key(prefixReporter, ev.Accused[:], ev.Reporter[:])
 	if v, err := md.st.Get(key); err == nil {
-		if _, last, err := decodeReporter(v); err == nil && last == ev.Report {
+		// This reporter counts already (or this very report): once.
+		if t, last, err := decodeReporter(v); err == nil && (last == ev.Report || t.After(since)) {
 			md.m.reports.WithLabelValues("duplicate").Inc()
-			return Outcome{Duplicate: true}, nil
+			return md.unchanged(ev.Accused)
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Outcome{}, err
@@ -356,19 +369,23 @@ func (md *Moderation) Reported(ctx context.Context, ev Evidence) (Outcome, error
 	return out, nil
 }
 
+// unchanged is the outcome of a report that does not count. md.mu is held.
+func (md *Moderation) unchanged(acct keys.AccountID) (Outcome, error) {
+	ids, err := md.countingReports(acct)
+	return Outcome{Duplicate: true, Reporters: len(ids)}, err
+}
+
 // countingReports returns the last report ID of each reporter whose last
 // report is within the window and after the last operator reversal.
 func (md *Moderation) countingReports(acct keys.AccountID) ([][32]byte, error) {
-	since := md.now().Add(-md.cfg.Window)
-	if r, ok, err := md.resetTime(acct); err != nil {
+	since, err := md.countingSince(acct)
+	if err != nil {
 		return nil, err
-	} else if ok && r.After(since) {
-		since = r
 	}
 	var ids [][32]byte
 	var perr error
 	prefix := store.Key(prefixReporter, acct[:])
-	err := md.st.Scan(prefix, nil, 0, func(_, v []byte) bool {
+	err = md.st.Scan(prefix, nil, 0, func(_, v []byte) bool {
 		t, id, err := decodeReporter(v)
 		if err != nil {
 			perr = err
@@ -380,6 +397,20 @@ func (md *Moderation) countingReports(acct keys.AccountID) ([][32]byte, error) {
 		return true
 	})
 	return ids, errors.Join(err, perr)
+}
+
+// countingSince is the time after which reports about acct count: the
+// window's start, or the last operator reversal if later.
+func (md *Moderation) countingSince(acct keys.AccountID) (time.Time, error) {
+	since := md.now().Add(-md.cfg.Window)
+	r, ok, err := md.resetTime(acct)
+	if err != nil {
+		return since, err
+	}
+	if ok && r.After(since) {
+		since = r
+	}
+	return since, nil
 }
 
 func (md *Moderation) resetTime(acct keys.AccountID) (time.Time, bool, error) {

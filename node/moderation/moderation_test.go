@@ -116,8 +116,8 @@ func TestReportThresholds(t *testing.T) {
 		kinds     string
 	}{
 		{ev(1, 1, t0), false, 1, ""},
-		{ev(1, 1, t0), true, 0, ""},  // the same report again: a replay
-		{ev(2, 1, t0), false, 1, ""}, // the same reporter, another report
+		{ev(1, 1, t0), true, 1, ""}, // the same report again: a replay
+		{ev(2, 1, t0), true, 1, ""}, // the same reporter, another report
 		{ev(3, 2, t0), false, 2, ""},
 		{ev(4, 3, t0), false, 3, "throttle"},
 		{ev(5, 4, t0), false, 4, ""},
@@ -196,6 +196,10 @@ func TestReverse(t *testing.T) {
 	}
 	if _, ok := w.md.Throttled(accused); ok {
 		t.Fatal("still throttled")
+	}
+	// A report received before the reversal (a late replay) does not count.
+	if out, err := w.md.Reported(ctx, ev(8, 8, t0)); err != nil || !out.Duplicate || out.Reporters != 0 {
+		t.Fatalf("Reported(stale) = %+v, %v, want it not counted", out, err)
 	}
 	// A new reporter: one counts, not four.
 	w.clock.Advance(time.Minute)

@@ -192,7 +192,7 @@ func (r *Reports) submit(ctx context.Context, acct keys.AccountID, d *disclosure
 		return rc, err
 	}
 	if partner.Local {
-		r.apply(ctx, s.ID, partner.Account, acct, now)
+		r.apply(ctx, s.ID, partner.Account, acct, rc.Received)
 	}
 	return rc, nil
 }
@@ -242,12 +242,13 @@ func (r *Reports) receive(ctx context.Context, from keys.NodeID, enc []byte) (Re
 	if err != nil {
 		return rc, err
 	}
-	r.apply(ctx, s.ID, me.Account, d.Reporter, now)
+	r.apply(ctx, s.ID, me.Account, d.Reporter, rc.Received)
 	return rc, nil
 }
 
-// apply gives the evidence to the policy. A failure is logged: the report
-// is stored, and its next submission (a duplicate) applies it again.
+// apply gives the evidence to the policy, with the time the report was
+// first received. A failure is logged: the report is stored, and its next
+// submission (a duplicate) applies it again.
 func (r *Reports) apply(ctx context.Context, id [32]byte, accused keys.AccountID, reporter [32]byte, now time.Time) {
 	if r.policy == nil {
 		return
@@ -263,10 +264,16 @@ func (r *Reports) store(ctx context.Context, s Stored, enc []byte, extra func(b 
 	key := store.Key(store.PrefixReport, s.ID[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if ok, err := r.st.Has(key); err != nil {
+	switch v, err := r.st.Get(key); {
+	case err == nil:
+		// The first receipt's time: a replay does not make a report new.
+		prev, _, err := decodeStored(s.ID[:], v)
+		if err != nil {
+			return Receipt{}, err
+		}
+		return Receipt{ID: s.ID, Received: prev.Received, Duplicate: true}, nil
+	case !errors.Is(err, store.ErrNotFound):
 		return Receipt{}, err
-	} else if ok {
-		return Receipt{ID: s.ID, Received: s.Received, Duplicate: true}, nil
 	}
 	b := r.st.NewBatch()
 	b.Set(key, encodeStored(s, enc))
