@@ -22,11 +22,12 @@ const (
 )
 
 // Confirm asks the home node of remote, over the confirm protocol, whether
-// it confirms pair, drawn between this node's ticket local and remote
-// (spec 07-lottery §13.4). It returns true on a signed yes from that node.
-// If that node already asked this one about the same pair and got a yes,
-// it returns true without asking: both have then confirmed.
-func (n *Network) Confirm(ctx context.Context, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
+// it confirms pair, drawn between this node's ticket local and remote from
+// the view with digest view (spec 07-lottery §13.4). It returns true on a
+// signed yes from that node. If that node already asked this one about the
+// same pair and got a yes, it returns true without asking: both have then
+// confirmed.
+func (n *Network) Confirm(ctx context.Context, view [32]byte, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
 	if local == nil || remote == nil {
 		return false, ErrNoRemote
 	}
@@ -38,12 +39,33 @@ func (n *Network) Confirm(ctx context.Context, pair lottery.Pair, local, remote 
 		n.metric.confirms.WithLabelValues("out", confirmYes).Inc()
 		return true, nil
 	}
-	yes, err := n.ask(ctx, epoch, pair, local, remote)
+	req := lottery.ConfirmRequest{Epoch: epoch, Mine: local.ID(), Yours: remote.ID(), View: view}
+	yes, err := n.ask(ctx, remote.Home, req)
 	if !yes && n.askedAndConfirmed(epoch, pair) {
 		// The two requests crossed: the remote's arrived here and was
 		// confirmed while this one failed.
 		yes, err = true, nil
 	}
+	n.countOut(yes, err)
+	return yes, err
+}
+
+// CheckView asks node, over the confirm protocol, whether its view of
+// epoch has digest view (a view check, spec 07-lottery §13.4). It returns
+// true on a signed yes from that node.
+func (n *Network) CheckView(ctx context.Context, epoch uint64, view [32]byte, node keys.NodeID) (bool, error) {
+	if node == n.node {
+		return false, ErrSelf
+	}
+	if err := n.live(ctx); err != nil {
+		return false, err
+	}
+	yes, err := n.ask(ctx, node, lottery.ConfirmRequest{Epoch: epoch, View: view})
+	n.countOut(yes, err)
+	return yes, err
+}
+
+func (n *Network) countOut(yes bool, err error) {
 	result := confirmNo
 	switch {
 	case err != nil:
@@ -52,7 +74,6 @@ func (n *Network) Confirm(ctx context.Context, pair lottery.Pair, local, remote 
 		result = confirmYes
 	}
 	n.metric.confirms.WithLabelValues("out", result).Inc()
-	return yes, err
 }
 
 func (n *Network) askedAndConfirmed(epoch uint64, pair lottery.Pair) bool {
@@ -62,8 +83,10 @@ func (n *Network) askedAndConfirmed(epoch uint64, pair lottery.Pair) bool {
 	return st != nil && st.confirmed[pair]
 }
 
-func (n *Network) ask(ctx context.Context, epoch uint64, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
-	pid, err := peer.IDFromBytes(remote.Home.PeerIDBytes())
+// ask sends req to node and returns its signed answer, checked: from node,
+// about req's epoch, pair and view.
+func (n *Network) ask(ctx context.Context, node keys.NodeID, req lottery.ConfirmRequest) (bool, error) {
+	pid, err := peer.IDFromBytes(node.PeerIDBytes())
 	if err != nil {
 		return false, fmt.Errorf("lotterynet: remote home: %w", err)
 	}
@@ -77,7 +100,6 @@ func (n *Network) ask(ctx context.Context, epoch uint64, pair lottery.Pair, loca
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	req := lottery.ConfirmRequest{Epoch: epoch, Mine: local.ID(), Yours: remote.ID()}
 	enc, _ := req.MarshalBinary()
 	if _, err := s.Write(enc); err != nil {
 		_ = s.Reset()
@@ -96,8 +118,8 @@ func (n *Network) ask(ctx context.Context, epoch uint64, pair lottery.Pair, loca
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrBadAnswer, err)
 	}
-	if a.Node != remote.Home || a.Epoch != epoch || a.Pair != pair {
-		return false, fmt.Errorf("%w: from another node or about another pair", ErrBadAnswer)
+	if a.Node != node || a.Epoch != req.Epoch || a.Pair != req.Pair() || a.View != req.View {
+		return false, fmt.Errorf("%w: from another node or about another pair or view", ErrBadAnswer)
 	}
 	if err := a.Verify(); err != nil {
 		return false, fmt.Errorf("%w: %w", ErrBadAnswer, err)
@@ -142,7 +164,7 @@ func (n *Network) handleConfirm(s network.Stream) {
 	if err != nil {
 		n.log.Debug("confirm request", "epoch", req.Epoch, "err", err)
 	}
-	a := lottery.SignConfirmAnswer(n.key, req.Epoch, req.Pair(), yes)
+	a := lottery.SignConfirmAnswer(n.key, req.Epoch, req.Pair(), req.View, yes)
 	enc, _ := a.MarshalBinary()
 	if _, err := s.Write(enc); err != nil {
 		_ = s.Reset()
@@ -158,8 +180,10 @@ func (n *Network) handleConfirm(s network.Stream) {
 }
 
 // decide answers req from node from: after this node's Collect of the
-// epoch, the answering ticket must be this node's and the asking one
-// from's, both in the epoch's snapshot; then the Confirmer decides.
+// epoch, for a pair, the answering ticket must be this node's and the
+// asking one from's, both in the epoch's snapshot; then the Confirmer
+// decides (it also compares the views). A view check goes to the
+// Confirmer directly.
 func (n *Network) decide(ctx context.Context, req *lottery.ConfirmRequest, from keys.NodeID) (bool, error) {
 	n.mu.Lock()
 	st := n.epochs[req.Epoch]
@@ -172,13 +196,16 @@ func (n *Network) decide(ctx context.Context, req *lottery.ConfirmRequest, from 
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
+	if req.ViewCheck() {
+		return n.confirm(ctx, pairing.PairQuery{Epoch: req.Epoch, View: req.View, From: from})
+	}
 	n.mu.Lock()
 	mine, theirs := st.mine[req.Yours], st.index[req.Mine]
 	n.mu.Unlock()
 	if mine == nil || theirs == nil || theirs.Home != from {
 		return false, nil
 	}
-	q := pairing.PairQuery{Epoch: req.Epoch, Pair: req.Pair(), Local: mine, Remote: theirs, From: from}
+	q := pairing.PairQuery{Epoch: req.Epoch, Pair: req.Pair(), View: req.View, Local: mine, Remote: theirs, From: from}
 	yes, err := n.confirm(ctx, q)
 	if err != nil {
 		return false, err

@@ -1,6 +1,7 @@
 package lotterynet
 
 import (
+	"bytes"
 	"context"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -11,24 +12,12 @@ import (
 	"github.com/parley-chat/parley/protocol/wire"
 )
 
-// Kinds of an Equivocation and of gossiped messages (metric labels).
+// Kinds of gossiped messages (metric labels).
 const (
 	KindTickets = "tickets"
 	KindCommit  = "commit"
 	KindReveal  = "reveal"
 )
-
-// Equivocation is proof that Node signed two different commits, or two
-// different ticket batches, for Epoch. First and Second are the two
-// commits' encodings, or the first ticket (with its stamp) of each batch:
-// each verifies on its own.
-type Equivocation struct {
-	Epoch  uint64
-	Node   keys.NodeID
-	Kind   string // KindCommit or KindTickets
-	First  []byte
-	Second []byte
-}
 
 // nodeInputs is one node's gossip for one epoch.
 type nodeInputs struct {
@@ -159,10 +148,12 @@ const (
 	resultLimit        = "limit"
 	resultEquivocation = "equivocation"
 	resultDropped      = "dropped_node"
+	resultOverQuota    = "over_quota"
+	resultLost         = "lost" // dropped by the WithDropIncoming test seam
 )
 
 var messageResults = []string{resultAccepted, resultMalformed, resultBadSignature, resultBadReveal, resultWrongEpoch,
-	resultEarly, resultLate, resultDuplicate, resultUnknown, resultLimit, resultEquivocation, resultDropped}
+	resultEarly, resultLate, resultDuplicate, resultUnknown, resultLimit, resultEquivocation, resultDropped, resultOverQuota}
 
 // verdict maps a result to the validation result: Reject (costs the
 // sending peer score) only for what no honest peer relays.
@@ -172,7 +163,7 @@ func verdict(result string) pubsub.ValidationResult {
 		// An equivocation is relayed so every node learns it and drops
 		// the node; the relaying peer is not at fault.
 		return pubsub.ValidationAccept
-	case resultMalformed, resultBadSignature, resultBadReveal, resultWrongEpoch:
+	case resultMalformed, resultBadSignature, resultBadReveal, resultWrongEpoch, resultOverQuota:
 		return pubsub.ValidationReject
 	}
 	return pubsub.ValidationIgnore
@@ -228,10 +219,21 @@ func (n *Network) inputs(epoch uint64, node keys.NodeID) (*epochState, *nodeInpu
 	return st, in, ""
 }
 
-func (n *Network) validateTickets(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+// lost reports whether the WithDropIncoming seam drops msg from src.
+func (n *Network) lost(kind string, src peer.ID, msg *pubsub.Message) bool {
+	return n.drop != nil && src != n.h.ID() && n.drop(kind, msg.GetData())
+}
+
+func (n *Network) validateTickets(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if n.lost(KindTickets, src, msg) {
+		return n.count(KindTickets, resultLost)
+	}
 	b, err := lottery.ParseTicketBatch(msg.GetData())
 	if err != nil {
 		return n.count(KindTickets, resultMalformed)
+	}
+	if len(b.Tickets) > n.cfg.MaxTicketsPerNode {
+		return n.count(KindTickets, resultOverQuota)
 	}
 	if r := n.window(KindTickets, b.Epoch); r != "" {
 		return n.count(KindTickets, r)
@@ -250,7 +252,12 @@ func (n *Network) validateTickets(_ context.Context, _ peer.ID, msg *pubsub.Mess
 	case in.batch != nil:
 		first, _ := in.batch.Tickets[0].MarshalBinary()
 		second, _ := b.Tickets[0].MarshalBinary()
-		n.equivocated(st, in, Equivocation{Epoch: b.Epoch, Node: b.Node, Kind: KindTickets, First: first, Second: second})
+		if bytes.Equal(first, second) {
+			// Same first ticket and stamp: the batches differ further on;
+			// any ticket of the second batch has another stamp.
+			second, _ = b.Tickets[len(b.Tickets)-1].MarshalBinary()
+		}
+		n.equivocated(st, in, lottery.Equivocation{Epoch: b.Epoch, Node: b.Node, Kind: lottery.EquivocatedTickets, First: first, Second: second})
 		return n.count(KindTickets, resultEquivocation)
 	case st.tickets+len(b.Tickets) > n.cfg.MaxTicketsPerEpoch:
 		return n.count(KindTickets, resultLimit)
@@ -260,7 +267,10 @@ func (n *Network) validateTickets(_ context.Context, _ peer.ID, msg *pubsub.Mess
 	return n.count(KindTickets, resultAccepted)
 }
 
-func (n *Network) validateCommit(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (n *Network) validateCommit(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if n.lost(KindCommit, src, msg) {
+		return n.count(KindCommit, resultLost)
+	}
 	c, err := lottery.ParseCommit(msg.GetData())
 	if err != nil {
 		return n.count(KindCommit, resultMalformed)
@@ -284,7 +294,7 @@ func (n *Network) validateCommit(_ context.Context, _ peer.ID, msg *pubsub.Messa
 	case in.commit != nil:
 		first, _ := in.commit.MarshalBinary()
 		second, _ := c.MarshalBinary()
-		n.equivocated(st, in, Equivocation{Epoch: c.Epoch, Node: c.Node, Kind: KindCommit, First: first, Second: second})
+		n.equivocated(st, in, lottery.Equivocation{Epoch: c.Epoch, Node: c.Node, Kind: lottery.EquivocatedCommit, First: first, Second: second})
 		return n.count(KindCommit, resultEquivocation)
 	}
 	in.commit = c
@@ -292,7 +302,10 @@ func (n *Network) validateCommit(_ context.Context, _ peer.ID, msg *pubsub.Messa
 	return n.count(KindCommit, resultAccepted)
 }
 
-func (n *Network) validateReveal(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (n *Network) validateReveal(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if n.lost(KindReveal, src, msg) {
+		return n.count(KindReveal, resultLost)
+	}
 	rv, err := lottery.ParseReveal(msg.GetData())
 	if err != nil {
 		return n.count(KindReveal, resultMalformed)
@@ -321,9 +334,9 @@ func (n *Network) validateReveal(_ context.Context, _ peer.ID, msg *pubsub.Messa
 	return n.count(KindReveal, resultAccepted)
 }
 
-// equivocated drops in's inputs for the epoch and keeps the proof. n.mu
-// is held.
-func (n *Network) equivocated(st *epochState, in *nodeInputs, proof Equivocation) {
+// equivocated drops in's inputs for the epoch, keeps the proof and
+// excludes the node. n.mu is held.
+func (n *Network) equivocated(st *epochState, in *nodeInputs, proof lottery.Equivocation) {
 	if in.batch != nil {
 		st.tickets -= len(in.batch.Tickets)
 	}
@@ -333,7 +346,8 @@ func (n *Network) equivocated(st *epochState, in *nodeInputs, proof Equivocation
 	if over := len(n.proofs) - n.cfg.MaxProofs; over > 0 {
 		n.proofs = append(n.proofs[:0:0], n.proofs[over:]...)
 	}
-	n.metric.equivocations.WithLabelValues(proof.Kind).Inc()
+	n.metric.equivocations.WithLabelValues(proof.Kind.String()).Inc()
 	n.log.Warn("node equivocated; its lottery inputs are dropped for the epoch",
-		"node", proof.Node, "epoch", proof.Epoch, "kind", proof.Kind)
+		"node", proof.Node, "epoch", proof.Epoch, "kind", proof.Kind.String())
+	n.exclude(proof.Node, proof.Epoch, ReasonEquivocated)
 }

@@ -8,11 +8,18 @@
 // parse strictly, check the originating node's signatures and the epoch's
 // timing, keep per-epoch state bounded, and detect equivocation (two
 // different commits or ticket batches of one node for one epoch): that
-// node's inputs are dropped for the epoch and the proof is kept in memory
-// (Equivocations). Collect returns a frozen snapshot of the epoch's inputs;
-// the two home nodes of a drawn pair then confirm it to each other over the
-// confirm protocol, each answer signed, each side asking its Confirmer (the
-// local pairing subsystem, pairing.Lottery.ConfirmPair).
+// node's inputs are dropped for the epoch, the proof is kept (Proofs,
+// Equivocations; pairing stores it with the epoch's inputs) and the node
+// is penalized. Every node enforces a per-node quota of tickets per epoch
+// (Config.MaxTicketsPerNode): a bigger batch is rejected. A node that
+// committed and did not reveal by Collect's deadline is excluded from the
+// epoch (lottery.Draw drops it and its tickets), counted and penalized.
+// Collect returns a frozen snapshot of the epoch's inputs; the two home
+// nodes of a drawn pair then confirm it to each other over the confirm
+// protocol, from the same view (lottery.Result.View), each answer signed,
+// each side asking its Confirmer (the local pairing subsystem,
+// pairing.Lottery.ConfirmPair); a node with pairs of two of its own
+// tickets checks its view with another node (CheckView).
 //
 // Timing, with L the epoch length, S the clock skew bound and end(n) the
 // end of epoch n ((n+1)·L): tickets and commits of epoch n are accepted
@@ -34,6 +41,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,8 +61,11 @@ var (
 	// ErrNoRemote: Confirm was given no remote ticket.
 	ErrNoRemote = errors.New("lotterynet: no remote ticket to confirm with")
 	// ErrBadAnswer: the remote node's confirm answer was malformed, not
-	// signed by the remote ticket's home node, or about another pair.
+	// signed by the remote ticket's home node, or about another pair or
+	// view.
 	ErrBadAnswer = errors.New("lotterynet: bad confirm answer")
+	// ErrSelf: CheckView was asked to check with this node itself.
+	ErrSelf = errors.New("lotterynet: view check with this node")
 )
 
 // Topic names under Names.TopicPrefix.
@@ -105,6 +116,12 @@ type Config struct {
 	// epoch; batches beyond it are ignored. At most
 	// wire.MaxTicketsPerEpoch. Default 65536.
 	MaxTicketsPerEpoch int `toml:"max_tickets_per_epoch" comment:"Most tickets of all nodes kept for one epoch (default 65536)."`
+	// MaxTicketsPerNode is the per-node quota: the most tickets one node
+	// may put into one epoch. A network-wide parameter: every node rejects
+	// a bigger batch (the sending peer loses score), and publishes at most
+	// this many of its own (the rest roll over). At most
+	// wire.MaxTicketBatch. Default wire.MaxTicketBatch (1024).
+	MaxTicketsPerNode int `toml:"max_tickets_per_node" comment:"Per-node quota of tickets in one epoch, the same on every node of the network (default 1024)."`
 	// MaxProofs is how many equivocation proofs are kept in memory (the
 	// oldest go first). Default 256.
 	MaxProofs int `toml:"max_proofs" comment:"Equivocation proofs kept in memory (default 256)."`
@@ -139,6 +156,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxProofs == 0 {
 		c.MaxProofs = 256
 	}
+	if c.MaxTicketsPerNode == 0 {
+		c.MaxTicketsPerNode = wire.MaxTicketBatch
+	}
 	return c
 }
 
@@ -154,8 +174,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("lotterynet: %s %s is negative", name, d))
 		}
 	}
-	if c.RetainEpochs < 0 || c.MaxTicketsPerEpoch < 0 || c.MaxProofs < 0 {
-		errs = append(errs, errors.New("lotterynet: retain_epochs, max_tickets_per_epoch and max_proofs must not be negative"))
+	if c.RetainEpochs < 0 || c.MaxTicketsPerEpoch < 0 || c.MaxProofs < 0 || c.MaxTicketsPerNode < 0 {
+		errs = append(errs, errors.New("lotterynet: retain_epochs, max_tickets_per_epoch, max_tickets_per_node and max_proofs must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -170,6 +190,9 @@ func (c Config) Validate() error {
 	if d.RetainEpochs < 2 {
 		errs = append(errs, fmt.Errorf("lotterynet: retain_epochs %d is below 2", d.RetainEpochs))
 	}
+	if d.MaxTicketsPerNode > wire.MaxTicketBatch {
+		errs = append(errs, fmt.Errorf("lotterynet: max_tickets_per_node %d exceeds %d", d.MaxTicketsPerNode, wire.MaxTicketBatch))
+	}
 	if d.MaxTicketsPerEpoch > wire.MaxTicketsPerEpoch {
 		errs = append(errs, fmt.Errorf("lotterynet: max_tickets_per_epoch %d exceeds %d", d.MaxTicketsPerEpoch, wire.MaxTicketsPerEpoch))
 	}
@@ -183,10 +206,26 @@ func (c Config) Validate() error {
 // safe.
 type Confirmer func(ctx context.Context, q pairing.PairQuery) (bool, error)
 
+// PeerPenalizer is told about nodes that break the lottery's rules in ways
+// gossip scoring cannot see (their messages are valid): a node that
+// withholds its reveal or equivocates. p2p.Host implements it.
+type PeerPenalizer interface {
+	Penalize(p peer.ID, reason string)
+}
+
+// Reasons given to the PeerPenalizer (and label values of
+// parley_lottery_net_excluded_nodes_total).
+const (
+	ReasonWithheld    = "withheld_reveal"
+	ReasonEquivocated = "equivocated"
+)
+
 type options struct {
-	now    func() time.Time
-	logger *slog.Logger
-	reg    prometheus.Registerer
+	now       func() time.Time
+	logger    *slog.Logger
+	reg       prometheus.Registerer
+	penalizer PeerPenalizer
+	drop      func(kind string, data []byte) bool
 }
 
 // Option is a test seam or wiring choice for New.
@@ -201,6 +240,18 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithRegisterer registers the metrics with r.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
 
+// WithPenalizer reports nodes that withhold their reveal or equivocate to
+// p (with ReasonWithheld or ReasonEquivocated).
+func WithPenalizer(p PeerPenalizer) Option { return func(o *options) { o.penalizer = p } }
+
+// WithDropIncoming is a test seam: gossip from other peers for which drop
+// returns true (kind is KindTickets, KindCommit or KindReveal, data the
+// message) is treated as never received: ignored and not relayed. It
+// simulates lost gossip towards this node.
+func WithDropIncoming(drop func(kind string, data []byte) bool) Option {
+	return func(o *options) { o.drop = drop }
+}
+
 // Network is the lottery of one node across the network. It is safe for
 // concurrent use.
 type Network struct {
@@ -214,6 +265,8 @@ type Network struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metric  *metrics
+	penal   PeerPenalizer
+	drop    func(kind string, data []byte) bool
 
 	topics [3]*pubsub.Topic // tickets, commits, reveals
 	subs   [3]*pubsub.Subscription
@@ -223,7 +276,7 @@ type Network struct {
 	mu     sync.Mutex
 	closed bool
 	epochs map[uint64]*epochState
-	proofs []Equivocation
+	proofs []lottery.Equivocation
 }
 
 var _ pairing.Network = (*Network)(nil)
@@ -249,7 +302,7 @@ func New(cfg Config, names Names, h host.Host, ps *pubsub.PubSub, key keys.NodeK
 	n := &Network{
 		cfg: cfg.withDefaults(), names: names, h: h, ps: ps, key: key, node: key.Public(), confirm: confirm,
 		now: o.now, log: o.logger.With("subsystem", "lotterynet"), metric: newMetrics(),
-		epochs: make(map[uint64]*epochState),
+		penal: o.penalizer, drop: o.drop, epochs: make(map[uint64]*epochState),
 	}
 	if o.reg != nil {
 		if err := n.metric.register(o.reg); err != nil {
@@ -364,7 +417,7 @@ func (n *Network) waitUntil(ctx context.Context, t time.Time, wake <-chan struct
 }
 
 // Publish gossips this node's ticket batch for epoch (those of tickets
-// that are for epoch and this node, at most wire.MaxTicketBatch, restamped
+// that are for epoch and this node, at most Config.MaxTicketsPerNode, restamped
 // as one batch if they are not one already) and its commit, then waits
 // until every node's clock has passed the epoch's ticket close. It fails
 // with ErrLate, sending nothing, if the tickets closed already.
@@ -398,7 +451,7 @@ func (n *Network) Publish(ctx context.Context, epoch uint64, tickets []*lottery.
 func (n *Network) batch(epoch uint64, tickets []*lottery.Ticket) (*lottery.TicketBatch, error) {
 	var own []*lottery.Ticket
 	for _, t := range tickets {
-		if t.Epoch == epoch && t.Home == n.node && len(own) < wire.MaxTicketBatch {
+		if t.Epoch == epoch && t.Home == n.node && len(own) < n.cfg.MaxTicketsPerNode {
 			own = append(own, t)
 		}
 	}
@@ -438,7 +491,8 @@ func (n *Network) Reveal(ctx context.Context, epoch uint64, reveal lottery.Revea
 // committed has revealed, then returns the epoch's inputs: the ticket
 // batches, commits and reveals of every node that did not equivocate. The
 // snapshot is final: later messages of the epoch are ignored, and confirm
-// requests are answered from it.
+// requests are answered from it. A node whose commit it holds without a
+// reveal is excluded by the draw; Collect counts it and penalizes it.
 func (n *Network) Collect(ctx context.Context, epoch uint64) (lottery.EpochInputs, error) {
 	out := lottery.EpochInputs{Epoch: epoch}
 	if err := n.live(ctx); err != nil {
@@ -467,7 +521,27 @@ func (n *Network) Collect(ctx context.Context, epoch uint64) (lottery.EpochInput
 	if st == nil {
 		return out, nil
 	}
+	if !st.frozen {
+		for node, in := range st.nodes {
+			if !in.bad && in.commit != nil && in.reveal == nil {
+				n.exclude(node, epoch, ReasonWithheld)
+			}
+		}
+	}
 	return st.snapshot(epoch, n.node), nil
+}
+
+// exclude counts node as excluded from epoch for reason and penalizes its
+// peer.
+func (n *Network) exclude(node keys.NodeID, epoch uint64, reason string) {
+	n.metric.excluded.WithLabelValues(reason).Inc()
+	n.log.Info("node excluded from the lottery epoch", "node", node, "epoch", epoch, "reason", reason)
+	if n.penal == nil || node == n.node {
+		return
+	}
+	if pid, err := peer.IDFromBytes(node.PeerIDBytes()); err == nil {
+		n.penal.Penalize(pid, "lottery_"+reason)
+	}
 }
 
 // live reports ctx's error or ErrClosed.
@@ -485,8 +559,23 @@ func (n *Network) live(ctx context.Context) error {
 
 // Equivocations returns the equivocation proofs seen, oldest first (at
 // most Config.MaxProofs).
-func (n *Network) Equivocations() []Equivocation {
+func (n *Network) Equivocations() []lottery.Equivocation {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]Equivocation(nil), n.proofs...)
+	return append([]lottery.Equivocation(nil), n.proofs...)
 }
+
+// Proofs returns the equivocation proofs seen for epoch (pairing.ProofSource).
+func (n *Network) Proofs(epoch uint64) []lottery.Equivocation {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []lottery.Equivocation
+	for _, p := range n.proofs {
+		if p.Epoch == epoch {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var _ pairing.ProofSource = (*Network)(nil)

@@ -439,7 +439,7 @@ func TestForgedAndEquivocating(t *testing.T) {
 	for i, reg := range regs {
 		lint(t, reg)
 		proofs := nets[i].Equivocations()
-		if len(proofs) != 1 || proofs[0].Node != evil.key.Public() || proofs[0].Kind != lotterynet.KindCommit {
+		if len(proofs) != 1 || proofs[0].Node != evil.key.Public() || proofs[0].Kind != lottery.EquivocatedCommit || proofs[0].Verify() != nil {
 			t.Fatalf("node %d: Equivocations() = %+v, want one commit proof against the evil node", i, proofs)
 		}
 		for _, b := range [][]byte{proofs[0].First, proofs[0].Second} {
@@ -484,7 +484,7 @@ func TestConfirmUnknownTicket(t *testing.T) {
 	if remote.ID()[0] < local.ID()[0] {
 		pair = lottery.Pair{A: remote.ID(), B: local.ID()}
 	}
-	yes, err := nets[0].Confirm(ctx, pair, local, remote)
+	yes, err := nets[0].Confirm(ctx, [32]byte{}, pair, local, remote)
 	if yes || err != nil {
 		t.Fatalf("Confirm(unknown ticket) = %v, %v; want false, nil", yes, err)
 	}
@@ -494,7 +494,7 @@ func TestConfirmUnknownTicket(t *testing.T) {
 	if got := metric(t, regs[0], "parley_lottery_net_confirms_total", `direction="out",result="no"`); got != 1 {
 		t.Fatalf("asked and got no %v times, want 1", got)
 	}
-	if _, err := nets[0].Confirm(ctx, pair, local, nil); !errors.Is(err, lotterynet.ErrNoRemote) {
+	if _, err := nets[0].Confirm(ctx, [32]byte{}, pair, local, nil); !errors.Is(err, lotterynet.ErrNoRemote) {
 		t.Fatalf("Confirm(no remote) = %v, want ErrNoRemote", err)
 	}
 }

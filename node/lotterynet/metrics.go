@@ -10,6 +10,7 @@ type metrics struct {
 	messages      *prometheus.CounterVec
 	equivocations *prometheus.CounterVec
 	confirms      *prometheus.CounterVec
+	excluded      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -26,6 +27,13 @@ func newMetrics() *metrics {
 			Name: "parley_lottery_net_confirms_total",
 			Help: "Pair confirmations, by direction (out: asked by this node; in: answered) and result.",
 		}, []string{"direction", "result"}),
+		excluded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_lottery_net_excluded_nodes_total",
+			Help: "Nodes excluded from an epoch, by reason (withheld_reveal: committed without revealing; equivocated).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{ReasonWithheld, ReasonEquivocated} {
+		m.excluded.WithLabelValues(r)
 	}
 	for _, k := range []string{KindTickets, KindCommit, KindReveal} {
 		for _, r := range messageResults {
@@ -45,7 +53,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.messages, m.equivocations, m.confirms} {
+	for _, c := range []prometheus.Collector{m.messages, m.equivocations, m.confirms, m.excluded} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)

@@ -7,12 +7,15 @@ import (
 	"github.com/parley-chat/parley/protocol/lottery"
 )
 
-// PairQuery is another node's question to this one (spec 07-lottery §8.3):
-// does it confirm Pair, drawn in Epoch between its ticket Local and the
-// asking node From's ticket Remote?
+// PairQuery is another node's question to this one (spec 07-lottery §8.3,
+// §13.4): does it confirm Pair, drawn in Epoch from a view with digest View
+// between its ticket Local and the asking node From's ticket Remote? A
+// query with a zero Pair (and no tickets) is a view check: is this node's
+// view of Epoch the one with digest View?
 type PairQuery struct {
 	Epoch  uint64
 	Pair   lottery.Pair
+	View   [32]byte        // the asking node's view digest (lottery.Result.View)
 	Local  *lottery.Ticket // this node's ticket of the pair
 	Remote *lottery.Ticket // the asking node's ticket of the pair
 	From   keys.NodeID     // the asking node, as its connection authenticated it
@@ -24,6 +27,8 @@ type PairQuery struct {
 type drawnEpoch struct {
 	done  chan struct{}
 	pairs map[lottery.Pair]*drawnPair
+	view  [32]byte // the draw's view digest
+	drawn bool     // the draw was made (view is set)
 }
 
 type drawnPair struct {
@@ -37,13 +42,16 @@ type drawnPair struct {
 const keepDrawn = 3
 
 // ConfirmPair answers a remote node's confirmation request: true iff this
-// node's own draw of q.Epoch made q.Pair, between q.Local (this node's
-// ticket, still waiting in that epoch or paired in that very pair) and
-// q.Remote, a ticket of q.From. While the epoch is being drawn it waits
-// for the draw, until ctx ends (then it returns ctx's error). It never
-// confirms a pair its own draw did not make (spec 07-lottery §8.3).
+// node's own draw of q.Epoch was made from the view with digest q.View and
+// made q.Pair, between q.Local (this node's ticket, still waiting in that
+// epoch or paired in that very pair) and q.Remote, a ticket of q.From. For
+// a view check (q.Pair zero) it is true iff this node's draw of q.Epoch
+// has view digest q.View. While the epoch is being drawn it waits for the
+// draw, until ctx ends (then it returns ctx's error). It never confirms a
+// pair its own draw did not make (spec 07-lottery §8.3).
 func (l *Lottery) ConfirmPair(ctx context.Context, q PairQuery) (bool, error) {
-	if q.Local == nil || q.Remote == nil {
+	viewCheck := q.Pair == (lottery.Pair{})
+	if !viewCheck && (q.Local == nil || q.Remote == nil) {
 		return false, nil
 	}
 	l.mu.Lock()
@@ -63,6 +71,12 @@ func (l *Lottery) ConfirmPair(ctx context.Context, q PairQuery) (bool, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !d.drawn || d.view != q.View {
+		return false, nil
+	}
+	if viewCheck {
+		return true, nil
+	}
 	p := d.pairs[q.Pair]
 	switch {
 	case p == nil, p.local != q.Local.ID(), p.remoteHome != q.From, q.Remote.Home != q.From:
@@ -83,12 +97,13 @@ func (l *Lottery) drawnEntry(epoch uint64) *drawnEpoch {
 	return d
 }
 
-// recordDraw records the matches of epoch with a remote ticket and opens
-// the epoch to ConfirmPair.
-func (l *Lottery) recordDraw(epoch uint64, matches []match) {
+// recordDraw records the view digest and the matches of epoch with a
+// remote ticket, and opens the epoch to ConfirmPair.
+func (l *Lottery) recordDraw(epoch uint64, view [32]byte, matches []match) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	d := l.drawnEntry(epoch)
+	d.view, d.drawn = view, true
 	for _, m := range matches {
 		if m.b == nil && m.remote != nil {
 			d.pairs[m.pair] = &drawnPair{w: m.a, local: m.local.ID(), remoteHome: m.remote.Home}

@@ -23,7 +23,7 @@ func TestConfirmPair(t *testing.T) {
 			t.Fatalf("Confirm called %d times, want 1", len(net.confirms))
 		}
 		c := net.confirms[0]
-		q := pairing.PairQuery{Epoch: e0, Pair: c.pair, Local: c.local, Remote: c.remote, From: net.remoteKey.Public()}
+		q := pairing.PairQuery{Epoch: e0, Pair: c.pair, View: c.view, Local: c.local, Remote: c.remote, From: net.remoteKey.Public()}
 		ctx := context.Background()
 		// Settled in that pair: yes. Refused by the remote: the ticket
 		// rolled over, so no.
@@ -31,14 +31,21 @@ func TestConfirmPair(t *testing.T) {
 			t.Errorf("remote confirmed %v: ConfirmPair(drawn pair) = %v, %v; want %v, nil", confirmed, ok, err, confirmed)
 		}
 		for name, bad := range map[string]pairing.PairQuery{
-			"another asking node": {Epoch: e0, Pair: c.pair, Local: c.local, Remote: c.remote, From: keys.NodeID{1}},
-			"another pair":        {Epoch: e0, Pair: lottery.Pair{A: [32]byte{1}, B: [32]byte{2}}, Local: c.local, Remote: c.remote, From: q.From},
-			"another epoch":       {Epoch: e0 + 7, Pair: c.pair, Local: c.local, Remote: c.remote, From: q.From},
-			"no tickets":          {Epoch: e0, Pair: c.pair, From: q.From},
+			"another asking node": {Epoch: e0, Pair: c.pair, View: c.view, Local: c.local, Remote: c.remote, From: keys.NodeID{1}},
+			"another pair":        {Epoch: e0, Pair: lottery.Pair{A: [32]byte{1}, B: [32]byte{2}}, View: c.view, Local: c.local, Remote: c.remote, From: q.From},
+			"another epoch":       {Epoch: e0 + 7, Pair: c.pair, View: c.view, Local: c.local, Remote: c.remote, From: q.From},
+			"no tickets":          {Epoch: e0, Pair: c.pair, View: c.view, From: q.From},
+			// spec 07-lottery §13.4: a pair drawn from another view.
+			"another view":           {Epoch: e0, Pair: c.pair, View: [32]byte{1}, Local: c.local, Remote: c.remote, From: q.From},
+			"view check, wrong view": {Epoch: e0, View: [32]byte{1}, From: q.From},
 		} {
 			if ok, err := e.lt.ConfirmPair(ctx, bad); ok || err != nil {
 				t.Errorf("ConfirmPair(%s) = %v, %v; want false, nil", name, ok, err)
 			}
+		}
+		// spec 07-lottery §13.4: a view check with this node's view.
+		if ok, err := e.lt.ConfirmPair(ctx, pairing.PairQuery{Epoch: e0, View: c.view, From: q.From}); !ok || err != nil {
+			t.Errorf("ConfirmPair(view check) = %v, %v; want true, nil", ok, err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/node/mailbox"
@@ -181,6 +182,9 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 		return nil, sum, fmt.Errorf("collecting: %w", err)
 	}
 	in.Epoch = epoch
+	if err := l.storeProofs(ctx, epoch); err != nil {
+		return nil, sum, err
+	}
 	if len(in.Tickets) == 0 {
 		return nil, sum, nil // an idle epoch: nothing to draw or keep
 	}
@@ -194,11 +198,19 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 		return nil, sum, fmt.Errorf("drawing: %w", err)
 	}
 	sum = summary{seed: res.Seed, tickets: uint32(len(in.Tickets)), drawn: uint32(len(res.Pairs))}
+	l.metric.excluded.Add(float64(len(res.Excluded)))
 	for _, rj := range res.Rejected {
 		if _, ok := local[rj.ID]; ok {
 			l.log.Warn("own ticket rejected by the draw", "epoch", epoch, "err", rj.Err)
 		}
 	}
+	unmatched := 0
+	for _, t := range res.Unmatched {
+		if t.Home == l.node {
+			unmatched++
+		}
+	}
+	l.metric.unmatched.Add(float64(unmatched))
 
 	var matches []match
 	remote := map[[32]byte]*lottery.Ticket{}
@@ -216,32 +228,160 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 			remote[p.A] = nil
 		}
 	}
-	if len(remote) == 0 {
-		return matches, sum, nil
-	}
-	for _, t := range in.Tickets {
-		if _, ok := remote[t.ID()]; ok {
-			remote[t.ID()] = t
-		}
-	}
-	for i := range matches {
-		if matches[i].b == nil {
-			matches[i].remote = remote[matches[i].remoteID]
-		}
-	}
-	l.recordDraw(epoch, matches)
-	kept := matches[:0]
-	for _, m := range matches {
-		if m.b == nil {
-			ok, err := l.net.Confirm(ctx, m.pair, m.local, m.remote)
-			if err != nil || !ok {
-				l.log.Debug("remote pair not confirmed", "epoch", epoch, "err", err)
-				continue
+	if len(remote) > 0 {
+		for _, t := range in.Tickets {
+			if _, ok := remote[t.ID()]; ok {
+				remote[t.ID()] = t
 			}
 		}
-		kept = append(kept, m)
+		for i := range matches {
+			if matches[i].b == nil {
+				matches[i].remote = remote[matches[i].remoteID]
+			}
+		}
+	}
+	l.recordDraw(epoch, res.View, matches)
+	kept, disagreed := l.confirm(ctx, epoch, res, matches)
+	if disagreed {
+		l.metric.disagreed.Inc()
 	}
 	return kept, sum, nil
+}
+
+// maxConfirms bounds the confirmations one epoch asks for at once.
+const maxConfirms = 16
+
+// confirm returns the matches that go ahead (spec 07-lottery §8.3,
+// §10.4): a pair with a remote ticket once its home node confirmed it
+// from the same view; a pair of two local tickets once another included
+// node's view is known to be the same (a confirmed remote pair shows it,
+// or else a view check), so that a node whose view lacks what the others
+// saw does not pair its own users by a draw the others did not make.
+// disagreed reports whether a confirmation or view check failed.
+func (l *Lottery) confirm(ctx context.Context, epoch uint64, res *lottery.Result, matches []match) (kept []match, disagreed bool) {
+	ok := make([]bool, len(matches))
+	sem := make(chan struct{}, maxConfirms)
+	var wg sync.WaitGroup
+	hasLocal := false
+	for i, m := range matches {
+		if m.b != nil {
+			hasLocal = true
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			yes, err := l.net.Confirm(ctx, res.View, m.pair, m.local, m.remote)
+			if err != nil || !yes {
+				l.log.Debug("remote pair not confirmed", "epoch", epoch, "err", err)
+			}
+			ok[i] = err == nil && yes
+		})
+	}
+	wg.Wait()
+	agreed := false
+	for i, m := range matches {
+		if m.b == nil {
+			agreed = agreed || ok[i]
+			disagreed = disagreed || !ok[i]
+		}
+	}
+	localOK := true
+	if hasLocal && !agreed {
+		if witnesses := l.witnesses(res.Included); len(witnesses) > 0 {
+			localOK = false
+			for _, w := range witnesses {
+				yes, err := l.net.CheckView(ctx, epoch, res.View, w)
+				if err == nil && yes {
+					localOK = true
+					break
+				}
+				l.log.Debug("view check failed", "epoch", epoch, "witness", w, "err", err)
+			}
+			disagreed = disagreed || !localOK
+		}
+	}
+	for i, m := range matches {
+		if (m.b == nil && ok[i]) || (m.b != nil && localOK) {
+			kept = append(kept, m)
+		}
+	}
+	return kept, disagreed
+}
+
+// maxWitnesses is how many other nodes a view check asks, one after the
+// other, before this node's local pairs of an epoch are delayed.
+const maxWitnesses = 2
+
+// witnesses returns up to maxWitnesses included nodes other than this one:
+// the next ones after it in ascending ID order, wrapping around, so that
+// the nodes of an epoch spread their view checks.
+func (l *Lottery) witnesses(included []keys.NodeID) []keys.NodeID {
+	var after, before []keys.NodeID
+	for _, n := range included {
+		switch c := bytes.Compare(n[:], l.node[:]); {
+		case c > 0:
+			after = append(after, n)
+		case c < 0:
+			before = append(before, n)
+		}
+	}
+	all := append(after, before...)
+	return all[:min(len(all), maxWitnesses)]
+}
+
+// storeProofs durably writes the equivocation proofs the network holds for
+// epoch, if it keeps any (ProofSource), under epoch/<n>/q/.
+func (l *Lottery) storeProofs(ctx context.Context, epoch uint64) error {
+	src, ok := l.net.(ProofSource)
+	if !ok {
+		return nil
+	}
+	proofs := src.Proofs(epoch)
+	if len(proofs) == 0 {
+		return nil
+	}
+	b := l.st.NewBatch()
+	for i := range proofs {
+		enc, err := proofs[i].MarshalBinary()
+		if err != nil {
+			continue
+		}
+		h := sha256.Sum256(enc)
+		b.Set(epochKey(epoch, epochProof, h[:]), enc)
+	}
+	if err := l.st.Commit(ctx, b); err != nil {
+		return fmt.Errorf("storing equivocation proofs: %w", err)
+	}
+	l.metric.proofs.Add(float64(len(proofs)))
+	return nil
+}
+
+// Proofs returns the equivocation proofs stored for epoch (spec 07-lottery
+// §13.3), each verified again; none if there are none or the epoch was
+// purged.
+func (l *Lottery) Proofs(ctx context.Context, epoch uint64) ([]lottery.Equivocation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []lottery.Equivocation
+	var bad error
+	err := l.st.Scan(epochKey(epoch, epochProof), nil, 0, func(_, v []byte) bool {
+		e, err := lottery.ParseEquivocation(v)
+		if err == nil {
+			err = e.Verify()
+		}
+		if err != nil {
+			bad = fmt.Errorf("%w: equivocation proof of epoch %d: %w", ErrCorrupt, epoch, err)
+			return false
+		}
+		out = append(out, *e)
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, err
 }
 
 // storeInputs durably writes an epoch's tickets, commits and reveals under
@@ -357,6 +497,9 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 	for _, w := range paired {
 		delete(l.waiting, w.acct)
 		l.metric.waitSeconds.Observe(now.Sub(w.issued).Seconds())
+		if epoch >= w.first {
+			l.metric.waitEpochs.Observe(float64(epoch - w.first))
+		}
 	}
 	for _, w := range expired {
 		delete(l.waiting, w.acct)

@@ -21,7 +21,12 @@ type metrics struct {
 	epochFailures prometheus.Counter
 	waiting       prometheus.Gauge
 	waitSeconds   prometheus.Histogram
+	waitEpochs    prometheus.Histogram
 	epochSeconds  prometheus.Histogram
+	unmatched     prometheus.Counter
+	excluded      prometheus.Counter
+	disagreed     prometheus.Counter
+	proofs        prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -59,6 +64,27 @@ func newMetrics() *metrics {
 			Help:    "Time from a ticket's request to its pairing.",
 			Buckets: []float64{1, 2, 4, 6, 10, 20, 30, 60, 120, 300, 600},
 		}),
+		waitEpochs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_pairing_wait_epochs",
+			Help:    "Epochs from the one a ticket first joined to the one that paired it (0: paired at once).",
+			Buckets: []float64{0, 1, 2, 3, 5, 10, 20, 50, 150},
+		}),
+		unmatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_pairing_unmatched_total",
+			Help: "Tickets of this node the draw left unmatched (they roll over).",
+		}),
+		excluded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_pairing_excluded_nodes_total",
+			Help: "Nodes excluded from an epoch's draw (committed without a valid reveal, or equivocated), summed over epochs.",
+		}),
+		disagreed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_pairing_disagreed_epochs_total",
+			Help: "Epochs in which another node's view differed from this node's (a confirmation or view check failed); their pairs were delayed.",
+		}),
+		proofs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_pairing_equivocation_proofs_total",
+			Help: "Equivocation proofs stored with their epoch's inputs.",
+		}),
 		epochSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "parley_pairing_epoch_duration_seconds",
 			Help:    "Time to process one epoch: stamp, commit, reveal, draw, settle.",
@@ -74,7 +100,7 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.tickets, m.pairs, m.rolled, m.expired, m.withdrawn, m.epochFailures,
-		m.waiting, m.waitSeconds, m.epochSeconds,
+		m.waiting, m.waitSeconds, m.waitEpochs, m.epochSeconds, m.unmatched, m.excluded, m.disagreed, m.proofs,
 	} {
 		errs = append(errs, r.Register(c))
 	}

@@ -5,15 +5,18 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/parley-chat/parley/protocol/keys"
 	"github.com/parley-chat/parley/protocol/lottery"
 )
 
 // Network is how the lottery of one node meets the other nodes' (DESIGN
 // §3.3). Each epoch the Lottery calls, in order, Publish, Reveal and
 // Collect, then Confirm for each drawn pair of which exactly one ticket is
-// its own. Local is the implementation for a node alone; federation
-// implements it over gossip and a direct confirm protocol. Implementations
-// are safe for concurrent use and honour ctx on every call.
+// its own and, when the draw paired two of its own tickets and no Confirm
+// showed that another node drew from the same view, CheckView. Local is
+// the implementation for a node alone; lotterynet implements it over
+// gossip and a direct confirm protocol. Implementations are safe for
+// concurrent use and honour ctx on every call.
 type Network interface {
 	// Publish announces this node's stamped tickets for epoch and its
 	// signed commit. It returns once the epoch's tickets are closed: a
@@ -29,9 +32,21 @@ type Network interface {
 	// are unverified; lottery.Draw checks them.
 	Collect(ctx context.Context, epoch uint64) (lottery.EpochInputs, error)
 	// Confirm asks the home node of remote whether it confirms pair, drawn
-	// between this node's ticket local and remote, before either user is
-	// told. false (or an error) drops the pair; both tickets roll over.
-	Confirm(ctx context.Context, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error)
+	// between this node's ticket local and remote from a view with digest
+	// view (lottery.Result.View), before either user is told. false (or an
+	// error) drops the pair; both tickets roll over.
+	Confirm(ctx context.Context, view [32]byte, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error)
+	// CheckView asks node whether its view of epoch has digest view
+	// (spec 07-lottery §13.4): a yes shows that node drew the same pairs.
+	CheckView(ctx context.Context, epoch uint64, view [32]byte, node keys.NodeID) (bool, error)
+}
+
+// ProofSource is implemented by a Network that catches nodes equivocating
+// (lotterynet.Network): RunEpoch stores the proofs of each epoch with its
+// inputs, for as long as it keeps them (Proofs reads them back).
+type ProofSource interface {
+	// Proofs returns the equivocation proofs held for epoch.
+	Proofs(epoch uint64) []lottery.Equivocation
 }
 
 // Local is the Network of a node alone: what it publishes is everything
@@ -104,6 +119,12 @@ func (n *Local) Collect(ctx context.Context, epoch uint64) (lottery.EpochInputs,
 
 // Confirm is never needed on a node alone (every ticket is its own); it
 // refuses with ErrNoFederation.
-func (n *Local) Confirm(context.Context, lottery.Pair, *lottery.Ticket, *lottery.Ticket) (bool, error) {
+func (n *Local) Confirm(context.Context, [32]byte, lottery.Pair, *lottery.Ticket, *lottery.Ticket) (bool, error) {
+	return false, ErrNoFederation
+}
+
+// CheckView is never needed on a node alone; it refuses with
+// ErrNoFederation.
+func (n *Local) CheckView(context.Context, uint64, [32]byte, keys.NodeID) (bool, error) {
 	return false, ErrNoFederation
 }

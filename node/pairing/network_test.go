@@ -20,18 +20,29 @@ type hookNetwork struct {
 	onCollect func(ctx context.Context)
 
 	remoteKey      keys.NodeKey
+	hasRemote      bool // the remote node takes part (newRemote)
 	remote         []keys.TicketPublic
 	withholdReveal bool
 	confirm        bool
 	confirmErr     error
+	viewOK         bool                   // CheckView's answer
+	proofs         []lottery.Equivocation // what Proofs returns
 
 	mu       sync.Mutex
 	confirms []confirmCall
+	checks   []viewCall
 }
 
 type confirmCall struct {
+	view          [32]byte
 	pair          lottery.Pair
 	local, remote *lottery.Ticket
+}
+
+type viewCall struct {
+	epoch uint64
+	view  [32]byte
+	node  keys.NodeID
 }
 
 func (n *hookNetwork) Collect(ctx context.Context, epoch uint64) (lottery.EpochInputs, error) {
@@ -39,15 +50,17 @@ func (n *hookNetwork) Collect(ctx context.Context, epoch uint64) (lottery.EpochI
 		n.onCollect(ctx)
 	}
 	in, err := n.Local.Collect(ctx, epoch)
-	if err != nil || len(n.remote) == 0 {
+	if err != nil || !n.hasRemote {
 		return in, err
 	}
 	ts := make([]*lottery.Ticket, len(n.remote))
 	for i, k := range n.remote {
 		ts[i] = &lottery.Ticket{Epoch: epoch, Home: n.remoteKey.Public(), Keys: k}
 	}
-	if err := lottery.StampTickets(n.remoteKey, t0, ts); err != nil {
-		return in, err
+	if len(ts) > 0 {
+		if err := lottery.StampTickets(n.remoteKey, t0, ts); err != nil {
+			return in, err
+		}
 	}
 	reveal := [32]byte{9, 9, 9}
 	in.Tickets = append(in.Tickets, ts...)
@@ -58,12 +71,21 @@ func (n *hookNetwork) Collect(ctx context.Context, epoch uint64) (lottery.EpochI
 	return in, nil
 }
 
-func (n *hookNetwork) Confirm(_ context.Context, p lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
+func (n *hookNetwork) Confirm(_ context.Context, view [32]byte, p lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.confirms = append(n.confirms, confirmCall{p, local, remote})
+	n.confirms = append(n.confirms, confirmCall{view, p, local, remote})
 	return n.confirm, n.confirmErr
 }
+
+func (n *hookNetwork) CheckView(_ context.Context, epoch uint64, view [32]byte, node keys.NodeID) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.checks = append(n.checks, viewCall{epoch, view, node})
+	return n.viewOK, nil
+}
+
+func (n *hookNetwork) Proofs(uint64) []lottery.Equivocation { return n.proofs }
 
 func newRemote(t *testing.T, tickets int) (*hookNetwork, []keys.TicketKeys) {
 	t.Helper()
@@ -71,7 +93,7 @@ func newRemote(t *testing.T, tickets int) (*hookNetwork, []keys.TicketKeys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &hookNetwork{Local: pairing.NewLocal(), remoteKey: rk}
+	n := &hookNetwork{Local: pairing.NewLocal(), remoteKey: rk, hasRemote: true}
 	var tks []keys.TicketKeys
 	for i := range tickets {
 		u := newUser(t, 0x500+i)
@@ -178,8 +200,11 @@ func TestLocalNetwork(t *testing.T) {
 			t.Errorf("Collect(%d) again = %d commits, %v, want none", ep, len(in.Commits), err)
 		}
 	}
-	if ok, err := n.Confirm(ctx, lottery.Pair{}, tk, tk); ok || !errors.Is(err, pairing.ErrNoFederation) {
+	if ok, err := n.Confirm(ctx, [32]byte{}, lottery.Pair{}, tk, tk); ok || !errors.Is(err, pairing.ErrNoFederation) {
 		t.Errorf("Confirm() = %v, %v, want false, ErrNoFederation", ok, err)
+	}
+	if ok, err := n.CheckView(ctx, 5, [32]byte{}, k.Public()); ok || !errors.Is(err, pairing.ErrNoFederation) {
+		t.Errorf("CheckView() = %v, %v, want false, ErrNoFederation", ok, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

@@ -24,6 +24,7 @@ const (
 	epochReveal  = "r/" // r/<SHA-256 of the encoding 32> -> reveal encoding
 	epochTicket  = "t/" // t/<ticket ID 32> -> ticket encoding, stamp included
 	epochPair    = "p/" // p/<ticket ID A 32><ticket ID B 32> -> "" (a confirmed pair, A < B)
+	epochProof   = "q/" // q/<SHA-256 of the encoding 32> -> an equivocation proof (lottery.Equivocation)
 	epochSummary = "s"  // s -> summary; written last, when the epoch is settled
 )
 
@@ -100,9 +101,19 @@ type waiting struct {
 	epoch uint64 // the epoch it is in now (it rolls over)
 }
 
-// ticket returns the unstamped lottery ticket of w for epoch.
+// ticket returns the unstamped lottery ticket of w for epoch. Its avoid
+// tags are the epoch forms of the tags the account gave
+// (lottery.EpochAvoidTag, spec 07-lottery §2.3), sorted.
 func (w *waiting) ticket(epoch uint64, home keys.NodeID) *lottery.Ticket {
-	return &lottery.Ticket{Epoch: epoch, Home: home, Keys: w.keys, Interests: w.interests, Avoid: w.avoid}
+	t := &lottery.Ticket{Epoch: epoch, Home: home, Keys: w.keys, Interests: w.interests}
+	if len(w.avoid) > 0 {
+		t.Avoid = make([]lottery.Tag, len(w.avoid))
+		for i, tag := range w.avoid {
+			t.Avoid[i] = lottery.EpochAvoidTag(tag, epoch)
+		}
+		t.Normalize()
+	}
+	return t
 }
 
 // A version 1 waiting record, under wait/<AccountID>:

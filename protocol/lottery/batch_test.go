@@ -92,7 +92,7 @@ func TestTicketBatch(t *testing.T) {
 func TestConfirmFrames(t *testing.T) {
 	r := rng("confirm")
 	n := newNetwork(t, r, 3, 2)
-	req := &lottery.ConfirmRequest{Epoch: 3, Mine: [32]byte{9}, Yours: [32]byte{4}}
+	req := &lottery.ConfirmRequest{Epoch: 3, Mine: [32]byte{9}, Yours: [32]byte{4}, View: [32]byte{7}}
 	enc := mustMarshal(t, req)
 	if len(enc) != lottery.ConfirmRequestSize {
 		t.Fatalf("request of %d bytes, want %d", len(enc), lottery.ConfirmRequestSize)
@@ -108,9 +108,17 @@ func TestConfirmFrames(t *testing.T) {
 	if _, err := lottery.ParseConfirmRequest(mustMarshal(t, same)); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("ParseConfirmRequest(same tickets) = %v, want ErrMalformed", err)
 	}
+	check := &lottery.ConfirmRequest{Epoch: 3, View: [32]byte{7}}
+	if got, err := lottery.ParseConfirmRequest(mustMarshal(t, check)); err != nil || !got.ViewCheck() {
+		t.Fatalf("ParseConfirmRequest(view check) = %+v, %v; want a view check", got, err)
+	}
+	va := lottery.SignConfirmAnswer(n.nodes[0], 3, lottery.Pair{}, check.View, true)
+	if got, err := lottery.ParseConfirmAnswer(mustMarshal(t, &va)); err != nil || got.Verify() != nil {
+		t.Fatalf("ParseConfirmAnswer(view check answer) = %+v, %v; want it to verify", got, err)
+	}
 
 	for _, yes := range []bool{true, false} {
-		a := lottery.SignConfirmAnswer(n.nodes[0], 3, req.Pair(), yes)
+		a := lottery.SignConfirmAnswer(n.nodes[0], 3, req.Pair(), req.View, yes)
 		enc := mustMarshal(t, &a)
 		got, err := lottery.ParseConfirmAnswer(enc)
 		if err != nil || *got != a {
@@ -124,13 +132,18 @@ func TestConfirmFrames(t *testing.T) {
 		if err := flipped.Verify(); !errors.Is(err, lottery.ErrBadSignature) {
 			t.Fatalf("Verify(answer flipped) = %v, want ErrBadSignature", err)
 		}
+		view := *got
+		view.View[0] ^= 1
+		if err := view.Verify(); !errors.Is(err, lottery.ErrBadSignature) {
+			t.Fatalf("Verify(other view) = %v, want ErrBadSignature", err)
+		}
 		other := *got
 		other.Node = n.nodes[1].Public()
 		if err := other.Verify(); !errors.Is(err, lottery.ErrBadSignature) {
 			t.Fatalf("Verify(other node) = %v, want ErrBadSignature", err)
 		}
 	}
-	bad := mustMarshal(t, new(lottery.SignConfirmAnswer(n.nodes[0], 3, req.Pair(), true)))
+	bad := mustMarshal(t, new(lottery.SignConfirmAnswer(n.nodes[0], 3, req.Pair(), req.View, true)))
 	bad[1+8+32+32] = 2
 	if _, err := lottery.ParseConfirmAnswer(bad); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("ParseConfirmAnswer(answer 2) = %v, want ErrMalformed", err)
@@ -160,7 +173,8 @@ func FuzzParseTicketBatch(f *testing.F) {
 }
 
 func FuzzParseConfirmRequest(f *testing.F) {
-	f.Add(mustMarshal(f, &lottery.ConfirmRequest{Epoch: 1, Mine: [32]byte{1}, Yours: [32]byte{2}}))
+	f.Add(mustMarshal(f, &lottery.ConfirmRequest{Epoch: 1, Mine: [32]byte{1}, Yours: [32]byte{2}, View: [32]byte{3}}))
+	f.Add(mustMarshal(f, &lottery.ConfirmRequest{Epoch: 1, View: [32]byte{3}}))
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := lottery.ParseConfirmRequest(b)
@@ -177,8 +191,10 @@ func FuzzParseConfirmRequest(f *testing.F) {
 func FuzzParseConfirmAnswer(f *testing.F) {
 	n := newNetwork(f, rng("fuzz answer"), 1, 1)
 	for _, yes := range []bool{true, false} {
-		a := lottery.SignConfirmAnswer(n.nodes[0], 1, lottery.Pair{A: [32]byte{1}, B: [32]byte{2}}, yes)
+		a := lottery.SignConfirmAnswer(n.nodes[0], 1, lottery.Pair{A: [32]byte{1}, B: [32]byte{2}}, [32]byte{3}, yes)
 		f.Add(mustMarshal(f, &a))
+		v := lottery.SignConfirmAnswer(n.nodes[0], 1, lottery.Pair{}, [32]byte{3}, yes)
+		f.Add(mustMarshal(f, &v))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := lottery.ParseConfirmAnswer(b)

@@ -9,32 +9,39 @@ import (
 )
 
 // ConfirmVersion is the encoding version of pair-confirmation frames.
-const ConfirmVersion = 1
+// Version 2 added the view digest.
+const ConfirmVersion = 2
 
 // Sizes of the pair-confirmation frames (spec 07-lottery §13.4), in bytes.
 const (
-	// ConfirmRequestSize: u8 version, u64 epoch, the asker's ticket ID
-	// and the answering node's ticket ID.
-	ConfirmRequestSize = 1 + 8 + 32 + 32
+	// ConfirmRequestSize: u8 version, u64 epoch, the asker's ticket ID,
+	// the answering node's ticket ID and the asker's view digest.
+	ConfirmRequestSize = 1 + 8 + 32 + 32 + 32
 	// ConfirmAnswerSize: u8 version, u64 epoch, the pair (A, B), u8
-	// answer, the answering node, its signature.
+	// answer, the view digest, the answering node, its signature.
 	ConfirmAnswerSize = confirmSignedSize + keys.SignatureSize
 
-	confirmSignedSize = 1 + 8 + 32 + 32 + 1 + 32
+	confirmSignedSize = 1 + 8 + 32 + 32 + 1 + 32 + 32
 )
 
 // ConfirmRequest asks the home node of ticket Yours whether it confirms the
-// pair of Yours and Mine, drawn in Epoch (spec 07-lottery §8.3). It travels
-// on an authenticated stream from the home node of Mine, so it is not
-// signed.
+// pair of Yours and Mine, drawn in Epoch from a view with digest View
+// (spec 07-lottery §8.3, §13.4). It travels on an authenticated stream from
+// the home node of Mine, so it is not signed. A request with Mine and
+// Yours both zero is a view check: does the answering node's view of Epoch
+// have digest View?
 type ConfirmRequest struct {
 	Epoch uint64
 	Mine  [32]byte // the asking node's ticket ID
 	Yours [32]byte // the answering node's ticket ID
+	View  [32]byte // the asking node's ViewDigest of the epoch
 }
 
-// Pair returns the pair the request is about.
+// Pair returns the pair the request is about (zero for a view check).
 func (r *ConfirmRequest) Pair() Pair { return newPair(r.Mine, r.Yours) }
+
+// ViewCheck reports whether the request is a view check.
+func (r *ConfirmRequest) ViewCheck() bool { return r.Mine == [32]byte{} && r.Yours == [32]byte{} }
 
 // MarshalBinary returns the request's canonical encoding.
 func (r *ConfirmRequest) MarshalBinary() ([]byte, error) {
@@ -43,11 +50,13 @@ func (r *ConfirmRequest) MarshalBinary() ([]byte, error) {
 	e.U64(r.Epoch)
 	e.Fixed(r.Mine[:])
 	e.Fixed(r.Yours[:])
+	e.Fixed(r.View[:])
 	return e.Bytes(), nil
 }
 
 // ParseConfirmRequest decodes a request: exactly ConfirmRequestSize bytes,
-// version 1, two different ticket IDs. Every error is a *wire.ParseError.
+// version 2, two different ticket IDs or both zero (a view check). Every
+// error is a *wire.ParseError.
 func ParseConfirmRequest(b []byte) (*ConfirmRequest, error) {
 	d := wire.NewDecoder("pair confirm request", b)
 	if len(b) != ConfirmRequestSize {
@@ -59,7 +68,8 @@ func ParseConfirmRequest(b []byte) (*ConfirmRequest, error) {
 	r.Epoch = d.Field("epoch").U64()
 	d.Field("mine").Fixed(r.Mine[:])
 	d.Field("yours").Fixed(r.Yours[:])
-	if d.Err() == nil && r.Mine == r.Yours {
+	d.Field("view").Fixed(r.View[:])
+	if d.Err() == nil && r.Mine == r.Yours && !r.ViewCheck() {
 		d.Fail("both tickets are the same")
 	}
 	if err := d.Finish(); err != nil {
@@ -69,11 +79,14 @@ func ParseConfirmRequest(b []byte) (*ConfirmRequest, error) {
 }
 
 // ConfirmAnswer is a node's signed yes or no to a ConfirmRequest: with
-// Yes, evidence that Node confirmed Pair in Epoch (spec 07-lottery §9).
+// Yes, evidence that Node confirmed Pair in Epoch from a view with digest
+// View (spec 07-lottery §9); for a view check (Pair zero), that Node's view
+// of Epoch had digest View.
 type ConfirmAnswer struct {
 	Epoch uint64
 	Pair  Pair
 	Yes   bool
+	View  [32]byte
 	Node  keys.NodeID // the answering node
 	Sig   keys.Signature
 }
@@ -89,14 +102,15 @@ func (a *ConfirmAnswer) signed() []byte {
 	} else {
 		e.U8(0)
 	}
+	e.Fixed(a.View[:])
 	e.Fixed(a.Node[:])
 	return e.Bytes()
 }
 
-// SignConfirmAnswer returns k's signed answer about pair in epoch, under
-// "parley/v1/pair-confirm".
-func SignConfirmAnswer(k keys.NodeKey, epoch uint64, pair Pair, yes bool) ConfirmAnswer {
-	a := ConfirmAnswer{Epoch: epoch, Pair: pair, Yes: yes, Node: k.Public()}
+// SignConfirmAnswer returns k's signed answer about pair in epoch and the
+// view digest asked about, under "parley/v1/pair-confirm".
+func SignConfirmAnswer(k keys.NodeKey, epoch uint64, pair Pair, view [32]byte, yes bool) ConfirmAnswer {
+	a := ConfirmAnswer{Epoch: epoch, Pair: pair, Yes: yes, View: view, Node: k.Public()}
 	a.Sig = k.Sign(wire.LabelPairConfirm, a.signed())
 	return a
 }
@@ -117,8 +131,9 @@ func (a *ConfirmAnswer) MarshalBinary() ([]byte, error) {
 }
 
 // ParseConfirmAnswer decodes an answer: exactly ConfirmAnswerSize bytes,
-// version 1, a pair with A < B, an answer byte of 0 or 1. It does not check
-// the signature. Every error is a *wire.ParseError.
+// version 2, a pair with A < B or both zero (a view check), an answer byte
+// of 0 or 1. It does not check the signature. Every error is a
+// *wire.ParseError.
 func ParseConfirmAnswer(b []byte) (*ConfirmAnswer, error) {
 	d := wire.NewDecoder("pair confirm answer", b)
 	if len(b) != ConfirmAnswerSize {
@@ -130,7 +145,7 @@ func ParseConfirmAnswer(b []byte) (*ConfirmAnswer, error) {
 	a.Epoch = d.Field("epoch").U64()
 	d.Field("pair").Fixed(a.Pair.A[:])
 	d.Fixed(a.Pair.B[:])
-	if d.Err() == nil && bytes.Compare(a.Pair.A[:], a.Pair.B[:]) >= 0 {
+	if d.Err() == nil && bytes.Compare(a.Pair.A[:], a.Pair.B[:]) >= 0 && a.Pair != (Pair{}) {
 		d.Fail("pair not in ascending order")
 	}
 	switch v := d.Field("answer").U8(); {
@@ -140,6 +155,7 @@ func ParseConfirmAnswer(b []byte) (*ConfirmAnswer, error) {
 	case v != 0:
 		d.Fail("answer %d, want 0 or 1", v)
 	}
+	d.Field("view").Fixed(a.View[:])
 	d.Field("node").Fixed(a.Node[:])
 	d.Field("signature").Fixed(a.Sig[:])
 	if err := d.Finish(); err != nil {

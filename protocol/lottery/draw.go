@@ -28,6 +28,28 @@ type Result struct {
 	Pairs     []Pair        // sorted
 	Unmatched []*Ticket     // accepted tickets left unpaired, in draw order
 	Rejected  []Rejection   // one per ticket ID, sorted by ID
+	// View is the digest of the draw's inputs as they count (ViewDigest):
+	// two nodes with the same View computed the same draw.
+	View [32]byte
+}
+
+// ViewDigest returns the digest of a view of an epoch (spec 07-lottery
+// §8.4): H("parley/v1/lottery-view", u64 epoch, seed, u32 n, the n
+// accepted ticket IDs ascending). The seed binds the included nodes and
+// their reveals, the IDs the accepted tickets, so nodes whose views have
+// the same digest compute the same draw. Two nodes compare digests before
+// they confirm a pair.
+func ViewDigest(epoch uint64, seed [32]byte, accepted [][32]byte) [32]byte {
+	ids := slices.Clone(accepted)
+	slices.SortFunc(ids, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	e := wire.NewEncoder(8 + 32 + 4 + 32*len(ids))
+	e.U64(epoch)
+	e.Fixed(seed[:])
+	e.U32(uint32(len(ids)))
+	for i := range ids {
+		e.Fixed(ids[i][:])
+	}
+	return wire.Hash(wire.LabelLotteryView, e.Bytes())
 }
 
 // Rejection is a ticket Draw refused, and why. A ticket ID with a refused
@@ -126,6 +148,11 @@ func Draw(in EpochInputs) (*Result, error) {
 	// their stamps: one entry per ID says all there is to say.
 	res.Rejected = slices.CompactFunc(res.Rejected, func(a, b Rejection) bool { return a.ID == b.ID })
 	res.Pairs, res.Unmatched = match(seed, ents)
+	acc := make([][32]byte, len(ents))
+	for i := range ents {
+		acc[i] = ents[i].id
+	}
+	res.View = ViewDigest(in.Epoch, seed, acc)
 	return res, nil
 }
 

@@ -51,6 +51,9 @@ var (
 	// wire.MaxNodesPerEpoch or more accepted tickets than
 	// wire.MaxTicketsPerEpoch.
 	ErrLimit = errors.New("lottery: epoch over a protocol limit")
+	// ErrNotEquivocation: an Equivocation's two messages do not conflict,
+	// or are not both of its node and epoch.
+	ErrNotEquivocation = errors.New("lottery: not an equivocation")
 )
 
 // Tag is an opaque 16-byte interest or avoid tag.
@@ -85,5 +88,21 @@ func AvoidTag(avoidKey [32]byte, epoch uint64) Tag {
 	m.Write(wire.Labeled(wire.LabelAvoidTag, e[:]))
 	var t Tag
 	copy(t[:], m.Sum(nil))
+	return t
+}
+
+// EpochAvoidTag returns the avoid tag a home node puts into its ticket of
+// epoch for a room avoid tag its user gave (spec 07-lottery §2.3): the
+// first 16 bytes of H("parley/v1/avoid-epoch", tag, u64 epoch). Every home
+// node applies it, so two tickets of one epoch whose users gave the same
+// tag still share one; but a node that sees a ticket's avoid tags cannot
+// link them to the same room's tags in another epoch, as a ticket rolls
+// over or its user asks again, without the tag the user gave its own node.
+func EpochAvoidTag(tag Tag, epoch uint64) Tag {
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], epoch)
+	h := wire.Hash(wire.LabelAvoidEpoch, tag[:], e[:])
+	var t Tag
+	copy(t[:], h[:])
 	return t
 }

@@ -39,6 +39,8 @@ const (
 	LabelGossipID       = "parley/v1/gossip-id"       // GossipSub message ID from topic and data
 	LabelTakedown       = "parley/v1/blob-takedown"   // node signature over a blob takedown notice
 	LabelPairConfirm    = "parley/v1/pair-confirm"    // node signature over its answer to a pair confirmation
+	LabelLotteryView    = "parley/v1/lottery-view"    // digest of a node's view of an epoch (seed and accepted tickets)
+	LabelAvoidEpoch     = "parley/v1/avoid-epoch"     // a room's avoid tag as a home node puts it into one epoch's ticket
 )
 
 // Labeled returns the bytes that a signature or hash under label covers:
