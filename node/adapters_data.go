@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/parley-chat/parley/node/api"
 	"github.com/parley-chat/parley/node/mailbox"
+	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/node/reports"
@@ -42,6 +44,8 @@ func mapRelayErr(err error) error {
 type roomsAdapter struct {
 	rooms *rooms.Rooms
 	relay *relay.Relay
+	mod   *moderation.Moderation
+	log   *slog.Logger
 }
 
 var _ api.Rooms = roomsAdapter{}
@@ -68,11 +72,26 @@ func (a roomsAdapter) ForAccount(ctx context.Context, acct keys.AccountID) ([]ap
 	return out, nil
 }
 
+// Leave closes the room, then lets moderation look at the leaver's spam
+// signals (pairing churn, short conversations): a failure there is logged
+// and does not undo the leave.
 func (a roomsAdapter) Leave(ctx context.Context, acct keys.AccountID, room keys.RoomID) error {
-	return mapRelayErr(a.relay.Leave(ctx, acct, room))
+	if err := a.relay.Leave(ctx, acct, room); err != nil {
+		return mapRelayErr(err)
+	}
+	if _, _, err := a.mod.CheckSignals(ctx, acct); err != nil {
+		a.log.Error("checking spam signals after a leave", "err", err)
+	}
+	return nil
 }
 
-type senderAdapter struct{ relay *relay.Relay }
+// senderAdapter sends through the relay, within moderation's message rate
+// for the account (a throttled account gets 429), and counts each message
+// sent for the conversation-length signal.
+type senderAdapter struct {
+	relay *relay.Relay
+	mod   *moderation.Moderation
+}
 
 var _ api.Sender = senderAdapter{}
 
@@ -80,9 +99,15 @@ func (a senderAdapter) Send(ctx context.Context, from keys.AccountID, room keys.
 	if env.Header.Room != room {
 		return api.SendResult{}, fmt.Errorf("%w: the envelope names another room", api.ErrBadEnvelope)
 	}
+	if ok, after := a.mod.Allow(from, moderation.RateMessage); !ok {
+		return api.SendResult{}, api.RateLimited(after)
+	}
 	res, err := a.relay.Send(ctx, from, txid, env)
 	if err != nil {
 		return api.SendResult{}, mapRelayErr(err)
+	}
+	if !res.Duplicate {
+		a.mod.CountMessage(room)
 	}
 	return api.SendResult{ID: res.ID, Stamp: res.Stamp, Duplicate: res.Duplicate}, nil
 }
@@ -143,7 +168,12 @@ var pairingErrors = map[error]error{
 	pairing.ErrFull:           api.ErrBusy,
 }
 
-type pairingAdapter struct{ l *pairing.Lottery }
+// pairingAdapter asks the lottery for tickets, within moderation's ticket
+// rate for the account.
+type pairingAdapter struct {
+	l   *pairing.Lottery
+	mod *moderation.Moderation
+}
 
 var _ api.Pairing = pairingAdapter{}
 
@@ -156,6 +186,9 @@ func tags(in [][16]byte) []lottery.Tag {
 }
 
 func (a pairingAdapter) RequestTicket(ctx context.Context, acct keys.AccountID, req api.TicketRequest) (api.TicketInfo, error) {
+	if ok, after := a.mod.Allow(acct, moderation.RateTicket); !ok {
+		return api.TicketInfo{}, api.RateLimited(after)
+	}
 	info, err := a.l.RequestTicket(ctx, acct, pairing.TicketRequest{Keys: req.Ticket, Interests: tags(req.Interests), Avoid: tags(req.Avoid)})
 	if err != nil {
 		return api.TicketInfo{}, mapErr(err, pairingErrors)

@@ -24,6 +24,8 @@ import (
 type fedNode struct {
 	n      *node.Node
 	url    string
+	opURL  string // the operator listener
+	dir    string
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -32,6 +34,13 @@ type fedNode struct {
 // bootstraps from the given addresses; it stops when the test ends (or
 // earlier through stop).
 func startFedNode(t *testing.T, dir string, epoch time.Duration, bootstrap ...string) *fedNode {
+	t.Helper()
+	return startFedNodeWith(t, dir, epoch, nil, bootstrap...)
+}
+
+// startFedNodeWith is startFedNode with edit, if not nil, applied to the
+// config last.
+func startFedNodeWith(t *testing.T, dir string, epoch time.Duration, edit func(*node.Config), bootstrap ...string) *fedNode {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.DataDir = dir
@@ -46,6 +55,9 @@ func startFedNode(t *testing.T, dir string, epoch time.Duration, bootstrap ...st
 	// The tests' users send as fast as they can, all from 127.0.0.1.
 	unlimited := api.Rate{PerSecond: 1e9, Burst: 1 << 30}
 	cfg.API.AccountRate, cfg.API.IPRate = unlimited, unlimited
+	if edit != nil {
+		edit(&cfg)
+	}
 	if _, err := nodekey.Load(filepath.Join(dir, "node.key")); err != nil {
 		if _, err := nodekey.Create(filepath.Join(dir, "node.key"), nil); err != nil {
 			t.Fatal(err)
@@ -59,16 +71,16 @@ func startFedNode(t *testing.T, dir string, epoch time.Duration, bootstrap ...st
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fedNode{n: n, cancel: cancel, done: make(chan error, 1)}
+	f := &fedNode{n: n, dir: dir, cancel: cancel, done: make(chan error, 1)}
 	go func() { f.done <- n.Run(ctx) }()
 	t.Cleanup(func() { f.stop(t) })
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 	defer acancel()
-	addr, _, err := n.Addrs(actx)
+	addr, op, err := n.Addrs(actx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.url = "http://" + addr
+	f.url, f.opURL = "http://"+addr, "http://"+op
 	return f
 }
 

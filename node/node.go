@@ -9,6 +9,8 @@
 //   - p2p: the libp2p host: transports, discovery, node records, gossip.
 //   - federation: the outbox and delivery of envelopes between nodes.
 //   - lotterynet: the lottery's gossip between nodes and pair confirmation.
+//   - moderation, reports: verified reports, forwarded to the accused's
+//     node, and what they and spam signals do to local accounts.
 //   - blobs: encrypted files by address: resumable uploads, quotas, GC.
 //   - api: the client HTTP API (spec 09).
 //   - ops: the operator listener (metrics, liveness, readiness, admin).
@@ -41,12 +43,14 @@ import (
 	"github.com/parley-chat/parley/node/federation"
 	"github.com/parley-chat/parley/node/lotterynet"
 	"github.com/parley-chat/parley/node/mailbox"
+	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/nodekey"
 	"github.com/parley-chat/parley/node/ops"
 	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/node/reports"
+	"github.com/parley-chat/parley/node/reports/forward"
 	"github.com/parley-chat/parley/node/rooms"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -86,6 +90,10 @@ type Config struct {
 	Pairing pairing.Config `toml:"pairing" comment:"The pairing lottery."`
 	// Admin configures the admin API (admin section).
 	Admin admin.Config `toml:"admin" comment:"The admin API on the operator listener (spec/10-admin-api.md); its token is <data_dir>/admin.token."`
+	// Moderation configures what verified reports and spam signals do.
+	Moderation moderation.Config `toml:"moderation" comment:"Moderation: what verified reports and spam signals do to local accounts (spec/13-moderation.md)."`
+	// ReportForward configures forwarding reports to the accused's node.
+	ReportForward forward.Config `toml:"report_forward" comment:"Forwarding reports to the accused's home node: outbox, retries, limits (spec/13-moderation.md)."`
 	// Blobs configures blob storage under <data_dir>/blobs.
 	Blobs blobs.Config `toml:"blobs" comment:"Blob storage: encrypted files under <data_dir>/blobs (spec/08-blobs.md §11)."`
 	// P2P configures the libp2p host; its network ID is Network.
@@ -127,6 +135,8 @@ func DefaultConfig() Config {
 		Relay:           relay.DefaultConfig(),
 		Pairing:         pairing.DefaultConfig(),
 		Admin:           admin.DefaultConfig(), // admin
+		Moderation:      moderation.DefaultConfig(),
+		ReportForward:   forward.DefaultConfig(),
 		Blobs:           blobs.DefaultConfig(),
 		P2P:             p2p.DefaultConfig(),
 		Federation:      federation.DefaultConfig(),
@@ -170,7 +180,7 @@ func (c *Config) Validate() error {
 	bc := c.Blobs
 	bc.Dir = c.BlobsDir()
 	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate(), c.Admin.Validate(),
-		bc.Validate(), c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
+		bc.Validate(), c.Moderation.Validate(), c.ReportForward.Validate(), c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -246,6 +256,8 @@ type Node struct {
 	fedIn    *federation.Handler
 	lotNet   *lotterynet.Network
 	blobs    *blobs.Store
+	repOut   *forward.Sender
+	repIn    *forward.Handler
 	api      *api.Server
 	admin    *admin.Server // admin: the operator's admin API
 
@@ -356,15 +368,29 @@ func (n *Node) build(cfg Config, o options) error {
 	if n.blobs, err = blobs.Open(bCfg, n.store, blobs.WithClock(o.now), blobs.WithLogger(log), blobs.WithRegisterer(reg)); err != nil {
 		return err
 	}
-	rep := reports.New(n.store, rms, o.now)
+	// Moderation judges this node's own users on verified reports (its own
+	// users' and other nodes' forwarded ones) and spam signals.
+	mod, err := moderation.New(cfg.Moderation, n.store, n.accounts, rms, moderation.WithClock(o.now), moderation.WithLogger(log), moderation.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	repOutbox := forward.NewOutbox(n.store)
+	rep := reports.New(n.store, rms, o.now, reports.WithPolicy(mod), reports.WithForwarder(repOutbox), reports.WithLogger(log), reports.WithRegisterer(reg))
+	fwdOpts := []forward.Option{forward.WithClock(o.now), forward.WithLogger(log), forward.WithRegisterer(reg), forward.WithPenalizer(n.host)}
+	if n.repOut, err = forward.NewSender(cfg.ReportForward, repOutbox, n.host.Raw(), n.host.ProtocolID(forward.Name, forward.Version), fwdOpts...); err != nil {
+		return err
+	}
+	if n.repIn, err = forward.NewHandler(cfg.ReportForward, rep, fwdOpts...); err != nil {
+		return err
+	}
 	apiCfg := cfg.API
 	apiCfg.NodeID, apiCfg.Version, apiCfg.Network = id.String(), Version, cfg.Network
 	n.api, err = api.New(apiCfg, api.Deps{
 		Accounts: accountsAdapter{s: n.accounts, node: id},
-		Rooms:    roomsAdapter{rooms: rms, relay: n.relay},
+		Rooms:    roomsAdapter{rooms: rms, relay: n.relay, mod: mod, log: log},
 		Mailbox:  mailboxAdapter{mb: n.mailbox},
-		Sender:   senderAdapter{relay: n.relay},
-		Pairing:  pairingAdapter{l: n.pairing},
+		Sender:   senderAdapter{relay: n.relay, mod: mod},
+		Pairing:  pairingAdapter{l: n.pairing, mod: mod},
 		Reports:  reportsAdapter{r: rep},
 		Blobs:    blobsAdapter{s: n.blobs},
 	}, api.WithClock(o.now), api.WithLogger(log), api.WithRegisterer(reg))
@@ -372,7 +398,7 @@ func (n *Node) build(cfg Config, o options) error {
 		return err
 	}
 	// admin: the operator's admin API, mounted on the operator listener by Run.
-	n.admin, err = admin.New(cfg.Admin, admin.Deps{Accounts: n.accounts, Reports: rep, Lottery: n.pairing},
+	n.admin, err = admin.New(cfg.Admin, admin.Deps{Accounts: n.accounts, Reports: rep, Lottery: n.pairing, Moderation: mod, Peers: n.host},
 		n.adminTokenHash, admin.WithLogger(log), admin.WithRegisterer(reg))
 	return err
 }
@@ -443,12 +469,15 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.host.SetStreamHandler(deliverProtocol, deliverVersion, n.fedIn.StreamHandler(runCtx)); err != nil {
 		return err
 	}
+	if err := n.host.SetStreamHandler(forward.Name, forward.Version, n.repIn.StreamHandler(runCtx)); err != nil {
+		return err
+	}
 	if err := n.host.Start(runCtx); err != nil {
 		return err
 	}
 	var subs sync.WaitGroup
 	for name, run := range map[string]func(context.Context) error{
-		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run, "blobs": n.blobs.Run,
+		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run, "blobs": n.blobs.Run, "report_forward": n.repOut.Run,
 	} {
 		subs.Add(1)
 		go func() {

@@ -68,6 +68,7 @@ func startNodeOps(t *testing.T) (clientURL, opURL, adminToken string) {
 
 type tuser struct {
 	name   string
+	key    keys.AccountKey
 	token  string
 	c      *client.Client
 	ticket keys.TicketKeys
@@ -87,7 +88,7 @@ func newTUser(ctx context.Context, t *testing.T, url, name string) *tuser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tuser{name: name, token: lr.Token, c: c}
+	return &tuser{name: name, key: k, token: lr.Token, c: c}
 }
 
 func (u *tuser) pair(ctx context.Context, t *testing.T) {

@@ -137,6 +137,13 @@ func (e *rateLimitedError) Error() string {
 }
 func (e *rateLimitedError) Unwrap() error { return errRateLimited }
 
+// RateLimited is the error an adapter returns for a request over one of a
+// subsystem's own per-account limits (moderation's throttle, say): 429
+// rate_limited with Retry-After, as the API's own limiter answers.
+func RateLimited(after time.Duration) error {
+	return &rateLimitedError{scope: scopeAccount, after: after}
+}
+
 // retryAfterSeconds is Retry-After in whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) int {
 	s := math.Ceil(d.Seconds())

@@ -54,7 +54,7 @@ import (
 
 // Prefix is the store prefix this package owns (to be listed in
 // node/store/keys.go as PrefixModeration).
-const Prefix = "mod/"
+const Prefix = store.PrefixModeration
 
 const (
 	prefixReporter = Prefix + "rep/"

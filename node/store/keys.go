@@ -64,6 +64,15 @@ const (
 
 	// PrefixReport: rep/<report ID 32> -> stored disclosure and its state.
 	PrefixReport = "rep/"
+	// PrefixReportOutbox: repout/... -> reports waiting to be forwarded to
+	// the accused's home node (node/reports/forward).
+	PrefixReportOutbox = "repout/"
+
+	// Moderation (node/moderation).
+
+	// PrefixModeration: mod/... -> counted reports, actions with their
+	// evidence, throttles (the layout is in node/moderation).
+	PrefixModeration = "mod/"
 
 	// Blobs (node/blobs). The ciphertext itself is in files under
 	// <data_dir>/blobs; these keys hold what describes it.

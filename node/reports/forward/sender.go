@@ -28,7 +28,7 @@ import (
 //
 // An entry is deleted once the destination answers accepted, duplicate or
 // rejected, or when it is older than Config.Retention.
-const PrefixOutbox = "repout/"
+const PrefixOutbox = store.PrefixReportOutbox
 
 // maxScan is the most outbox entries one pass looks at.
 const maxScan = 256

@@ -1,0 +1,131 @@
+package node_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/node/admin"
+	"github.com/parley-chat/parley/node/internal/poll"
+	"github.com/parley-chat/parley/protocol/disclosure"
+	"github.com/parley-chat/parley/protocol/envelope"
+	"github.com/parley-chat/parley/protocol/keys"
+)
+
+// Issue 6, across nodes: a user of node A harasses a user of node B; B's
+// user reports; B forwards the disclosure; A verifies it on its own and,
+// at its threshold (here one reporter), suspends the harasser, who can no
+// longer pair or send; A's operator sees the report as the evidence.
+func TestCrossNodeReportSuspends(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const epoch = 400 * time.Millisecond
+	a := startFedNodeWith(t, t.TempDir(), epoch, func(c *node.Config) {
+		c.Moderation.SuspendReporters = 1
+		c.Moderation.ThrottleReporters = -1
+		c.ReportForward.BackoffBase = 50 * time.Millisecond
+	})
+	b := startFedNodeWith(t, t.TempDir(), epoch, func(c *node.Config) {
+		c.ReportForward.BackoffBase = 50 * time.Millisecond
+	}, a.n.P2PAddrs()...)
+	mallory, bob := newTUser(ctx, t, a.url, "mallory"), newTUser(ctx, t, b.url, "bob")
+	pairWith(ctx, t, "x", mallory, bob)
+	mallory.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+
+	// Mallory harasses; bob opens the message and reports it.
+	abuse := "you will regret this"
+	e, err := mallory.room.Seal(envelope.ContentText, []byte(abuse), time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.c.Send(ctx, mallory.room.ID(), "abuse-1", e); err != nil {
+		t.Fatal(err)
+	}
+	var item disclosure.Item
+	for got := false; !got; {
+		res, err := bob.c.Sync(ctx, bob.pos, 100, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range res.Events {
+			if ev.Kind != client.EventMessage {
+				continue
+			}
+			env, err := envelope.Parse(ev.Envelope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := bob.room.Open(env, bob.info.Partner.Home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if item, err = disclosure.ItemFromOpened(env, o); err != nil {
+				t.Fatal(err)
+			}
+			got = true
+		}
+		bob.pos = res.Next
+	}
+	d, err := disclosure.New(bob.ticket, disclosure.ReasonHarassment, "threats", time.Now(), []disclosure.Item{item})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.Report(ctx, d); err != nil {
+		t.Fatalf("bob's report: %v", err)
+	}
+
+	// A suspends mallory: her session ends.
+	poll.Until(t, "node A suspends mallory", func() bool {
+		_, err := mallory.c.Account(ctx)
+		return errors.Is(err, client.ErrUnauthenticated)
+	})
+	if _, err := mallory.c.Login(ctx, "mallory", mallory.key); err != nil {
+		t.Fatalf("mallory logs in again: %v", err)
+	}
+	tk, _ := keys.GenerateTicketKeys(rand.Reader)
+	if _, err := mallory.c.Pair(ctx, client.PairRequest{Ticket: tk.Public()}); !errors.Is(err, client.ErrSuspended) {
+		t.Errorf("suspended mallory's Pair = %v, want suspended", err)
+	}
+	e2, _ := mallory.room.Seal(envelope.ContentText, []byte("again"), time.Now(), rand.Reader)
+	if _, err := mallory.c.Send(ctx, mallory.room.ID(), "abuse-2", e2); !errors.Is(err, client.ErrSuspended) {
+		t.Errorf("suspended mallory's Send = %v, want suspended", err)
+	}
+
+	// A's operator: the account shows the suspension and the report.
+	token, err := admin.LoadToken(admin.TokenPath(a.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.opURL+admin.Prefix+"accounts/mallory", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body struct {
+		Suspended  bool `json:"suspended"`
+		Moderation struct {
+			Actions []struct {
+				Kind     string   `json:"kind"`
+				Evidence []string `json:"evidence"`
+			} `json:"actions"`
+			Reports []string `json:"reports"`
+		} `json:"moderation"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin accounts/mallory = %d, %v", resp.StatusCode, err)
+	}
+	m := body.Moderation
+	if !body.Suspended || len(m.Actions) != 1 || m.Actions[0].Kind != "suspend" || len(m.Reports) != 1 ||
+		len(m.Actions[0].Evidence) != 1 || m.Actions[0].Evidence[0] != m.Reports[0] {
+		t.Errorf("A's operator sees %+v, want a suspension whose evidence is bob's report", body)
+	}
+}
