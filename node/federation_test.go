@@ -3,8 +3,11 @@ package node_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/api"
+	"github.com/parley-chat/parley/node/internal/poll"
 	"github.com/parley-chat/parley/node/nodekey"
 	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/protocol/envelope"
@@ -184,6 +188,46 @@ func TestTwoNodesPairAndChat(t *testing.T) {
 	sent = bob.sendTexts(ctx, t, "bob to alice", 20)
 	if got := alice.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
 		t.Fatalf("alice received %q, want %q", got, sent)
+	}
+
+	// `parleyd peers` (admin nodes list): A knows B, connected, from its
+	// signed record, with the delivery protocol.
+	// B's record arrives within its record interval (1 s here).
+	poll.Until(t, "A lists B, connected, with the delivery protocol", func() bool {
+		var peers admin.PeerList
+		adminGet(ctx, t, a, "nodes", &peers)
+		for _, p := range peers.Nodes {
+			if p.ID == b.n.ID().String() {
+				return p.State == "connected" && slices.Contains(p.Protocols, "deliver/1.0.0") && len(p.Addrs) > 0
+			}
+		}
+		return false
+	})
+}
+
+// adminGet calls GET path on f's admin API with its token and decodes the
+// answer into out.
+func adminGet(ctx context.Context, t *testing.T, f *fedNode, path string, out any) {
+	t.Helper()
+	token, err := admin.LoadToken(admin.TokenPath(f.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.opURL+admin.Prefix+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin GET %s = %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("admin GET %s: %v", path, err)
 	}
 }
 

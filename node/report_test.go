@@ -3,15 +3,12 @@ package node_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/node"
-	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/internal/poll"
 	"github.com/parley-chat/parley/protocol/disclosure"
 	"github.com/parley-chat/parley/protocol/envelope"
@@ -99,17 +96,6 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 	}
 
 	// A's operator: the account shows the suspension and the report.
-	token, err := admin.LoadToken(admin.TokenPath(a.dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.opURL+admin.Prefix+"accounts/mallory", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
 	var body struct {
 		Suspended  bool `json:"suspended"`
 		Moderation struct {
@@ -120,9 +106,7 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 			Reports []string `json:"reports"`
 		} `json:"moderation"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("admin accounts/mallory = %d, %v", resp.StatusCode, err)
-	}
+	adminGet(ctx, t, a, "accounts/mallory", &body)
 	m := body.Moderation
 	if !body.Suspended || len(m.Actions) != 1 || m.Actions[0].Kind != "suspend" || len(m.Reports) != 1 ||
 		len(m.Actions[0].Evidence) != 1 || m.Actions[0].Evidence[0] != m.Reports[0] {

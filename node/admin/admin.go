@@ -221,6 +221,7 @@ func (s *Server) routes() []route {
 		{"reports_show", Prefix + "reports/{id}", http.MethodGet, s.showReport},
 		{"reports_resolve", Prefix + "reports/{id}/resolve", http.MethodPost, s.resolveReport},
 		{"lottery_audit", Prefix + "lottery/epochs/{n}/audit", http.MethodGet, s.audit},
+		{"nodes_list", Prefix + "nodes", http.MethodGet, s.listNodes},
 		{"nodes_show", Prefix + "nodes/{id}", http.MethodGet, s.showNode},
 		{"nodes_deny", Prefix + "nodes/{id}/deny", http.MethodPost, s.denyNode},
 		{"nodes_allow", Prefix + "nodes/{id}/allow", http.MethodPost, s.allowNode},

@@ -2,9 +2,11 @@ package admin
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/protocol/keys"
 )
 
@@ -14,6 +16,51 @@ type Peers interface {
 	Deny(p peer.ID)
 	Allow(p peer.ID)
 	Denied(p peer.ID) bool
+	// Peers lists the nodes this one knows, is connected to or denies.
+	Peers() []p2p.PeerInfo
+}
+
+// PeerList is the answer of GET nodes (spec 10 §3): every node this one
+// knows (by its signed record), is connected to, or denies.
+type PeerList struct {
+	Nodes []PeerJSON `json:"nodes"`
+}
+
+// PeerJSON is one node of PeerList.
+type PeerJSON struct {
+	ID        string   `json:"id"`
+	State     string   `json:"state"` // connected, known or denied
+	Addrs     []string `json:"addrs"`
+	Software  string   `json:"software,omitempty"`
+	Protocols []string `json:"protocols,omitempty"`
+	LastSeen  string   `json:"last_seen,omitempty"`
+	Score     *float64 `json:"score,omitempty"` // its gossip score, when known
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
+	if s.deps.Peers == nil {
+		return errNotFound
+	}
+	if _, err := query(r); err != nil {
+		return err
+	}
+	out := PeerList{Nodes: []PeerJSON{}}
+	for _, p := range s.deps.Peers.Peers() {
+		j := PeerJSON{ID: p.ID.String(), State: string(p.State), Addrs: []string{}, Software: p.Software, Protocols: p.Protocols}
+		for _, a := range p.Addrs {
+			j.Addrs = append(j.Addrs, a.String())
+		}
+		if !p.LastSeen.IsZero() {
+			j.LastSeen = p.LastSeen.UTC().Format(time.RFC3339)
+		}
+		if p.HasScore {
+			sc := p.Score
+			j.Score = &sc
+		}
+		out.Nodes = append(out.Nodes, j)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // Node is a remote node as the API shows it (spec 13 §5): whether it is

@@ -37,6 +37,7 @@ Commands (they call the running node's admin API, spec/10-admin-api.md):
                                            the report queue (no plaintext)
   reports show ID                          one report, with the disclosed messages
   reports resolve ID [--note TEXT]         mark a report resolved
+  nodes list                               the nodes this one knows: state, software, last seen, addresses
   nodes show|deny|allow PEER_ID            reports about a remote node's users; defederate it or allow it again
   lottery audit --epoch N                  recompute a past lottery epoch and check its pairs
   token                                    create DIR/admin.token if it is missing (no node needed)
@@ -89,6 +90,7 @@ var adminFlagsFor = map[string][]string{
 	"reports list":        {"limit", "state"},
 	"reports resolve":     {"note", "by"},
 	"lottery audit":       {"epoch"},
+	"nodes list":          nil,
 	"nodes show":          nil,
 	"nodes deny":          nil,
 	"nodes allow":         nil,
@@ -370,6 +372,10 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adm
 		var r admin.Report
 		raw, err = c.do(ctx, http.MethodGet, "reports/"+esc(cmd.words[0]), nil, &r)
 		out = func() { printReport(w, r) }
+	case "nodes list":
+		var l admin.PeerList
+		raw, err = c.do(ctx, http.MethodGet, "nodes", nil, &l)
+		out = func() { printPeers(w, l) }
 	case "nodes show", "nodes deny", "nodes allow":
 		method, path := http.MethodGet, "nodes/"+esc(cmd.words[0])
 		if name != "nodes show" {
@@ -519,5 +525,24 @@ func printAudit(w io.Writer, a admin.Audit) {
 	}
 	for _, p := range a.NotDrawn {
 		fmt.Fprintf(w, "  not drawn: %s %s\n", p.A, p.B)
+	}
+}
+
+// printPeers prints the nodes list, one node a line.
+func printPeers(w io.Writer, l admin.PeerList) {
+	if len(l.Nodes) == 0 {
+		fmt.Fprintln(w, "no other nodes known")
+		return
+	}
+	for _, n := range l.Nodes {
+		seen := n.LastSeen
+		if seen == "" {
+			seen = "-"
+		}
+		soft := n.Software
+		if soft == "" {
+			soft = "-"
+		}
+		fmt.Fprintf(w, "%s  %-9s  %s  last seen %s  %s\n", n.ID, n.State, soft, seen, strings.Join(n.Addrs, ","))
 	}
 }

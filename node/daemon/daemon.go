@@ -41,6 +41,7 @@ Usage:
                                            (parleyd admin help lists the commands)
   parleyd report verify FILE --node PEER_ID
                                            verify a disclosure (a report) offline and print each check
+  parleyd peers [--data DIR] [--json]      the nodes this one knows and their state (admin nodes list)
   parleyd version                          print the version
 
 Configuration comes from, lowest to highest: defaults, the config file
@@ -85,6 +86,10 @@ func Main(ctx context.Context, e Env) error {
 		return cmdAdmin(ctx, e)
 	case "report":
 		return cmdReport(e)
+	case "peers":
+		// parleyd peers = parleyd admin nodes list.
+		e.Args = append([]string{"admin", "nodes", "list"}, e.Args[1:]...)
+		return cmdAdmin(ctx, e)
 	case "version", "--version", "-v":
 		fmt.Fprintf(e.Stdout, "parleyd %s\n", node.Version)
 		return nil

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/node/p2p"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/node/accounts"
@@ -146,8 +148,9 @@ type fakePeers struct {
 	denied map[peer.ID]bool
 }
 
-func (f *fakePeers) Deny(p peer.ID)  { f.mu.Lock(); f.denied[p] = true; f.mu.Unlock() }
-func (f *fakePeers) Allow(p peer.ID) { f.mu.Lock(); delete(f.denied, p); f.mu.Unlock() }
+func (f *fakePeers) Deny(p peer.ID)        { f.mu.Lock(); f.denied[p] = true; f.mu.Unlock() }
+func (f *fakePeers) Allow(p peer.ID)       { f.mu.Lock(); delete(f.denied, p); f.mu.Unlock() }
+func (f *fakePeers) Peers() []p2p.PeerInfo { return nil }
 func (f *fakePeers) Denied(p peer.ID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
