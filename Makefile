@@ -11,6 +11,15 @@ GO            ?= go
 GOLANGCI_LINT := $(GO) tool -modfile=tools/go.mod golangci-lint
 BENCHSTAT     := $(GO) tool -modfile=tools/go.mod benchstat
 
+# Overridable: make testnet NODES=5 USERS=100 DURATION=2m SCENARIO=kill
+NODES    ?= 3
+USERS    ?= 30
+DURATION ?= 60s
+SEED     ?= 1
+SCENARIO ?= steady
+TESTNET_DIR ?=
+TESTNET_FLAGS ?=
+
 # Overridable: make bench BENCH=Decode PKG=./protocol/wire/...
 PKG      ?= ./protocol/...
 FUZZPKG  ?= ./...
@@ -21,7 +30,7 @@ FUZZTIME ?= 10s
 # The Go files gofmt checks: everything but testdata and .git.
 GOFMT_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 --no-run-if-empty gofmt -l
 
-.PHONY: help build test fmt-check fmt vet lint bench benchstat fuzz vectors tidy clean
+.PHONY: help build test fmt-check fmt vet lint bench benchstat fuzz vectors tidy clean testnet
 
 help: ## Show this help
 	@echo 'Usage: make <target> [VAR=value]'
@@ -95,6 +104,9 @@ vectors: ## Regenerate the spec test vectors (spec/testdata/*.json)
 	echo "$(GO) test $$(echo $$pkgs) -run 'TestVectors' -args -update"; \
 	$(GO) test $$pkgs -run 'TestVectors' -args -update; \
 	echo 'vectors: review the changes with git diff spec/testdata'
+
+testnet: ## Start a local network with simulated users (NODES USERS DURATION SEED SCENARIO=steady|kill|partition|churn TESTNET_DIR)
+	$(GO) run ./testnet -nodes '$(NODES)' -users '$(USERS)' -duration '$(DURATION)' -seed '$(SEED)' -scenario '$(SCENARIO)' $(if $(TESTNET_DIR),-dir '$(TESTNET_DIR)') $(TESTNET_FLAGS)
 
 tidy: ## Tidy go.mod and go.sum of the module and of tools/
 	$(GO) mod tidy
