@@ -52,7 +52,7 @@ type peerNode struct {
 	ps  *pubsub.PubSub
 }
 
-func newPeer(ctx context.Context, t *testing.T) *peerNode {
+func newPeer(ctx context.Context, t testing.TB) *peerNode {
 	t.Helper()
 	k, err := keys.GenerateNodeKey(rand.Reader)
 	if err != nil {
@@ -80,7 +80,7 @@ func newPeer(ctx context.Context, t *testing.T) *peerNode {
 }
 
 // connectAll connects every pair of peers.
-func connectAll(t *testing.T, ps []*peerNode) {
+func connectAll(t testing.TB, ps []*peerNode) {
 	t.Helper()
 	for i, a := range ps {
 		for _, b := range ps[i+1:] {
@@ -92,7 +92,7 @@ func connectAll(t *testing.T, ps []*peerNode) {
 }
 
 // meshed waits until every peer sees every other on the lottery topics.
-func meshed(t *testing.T, ps []*peerNode) {
+func meshed(t testing.TB, ps []*peerNode) {
 	t.Helper()
 	poll.Until(t, "every node sees the others on the lottery topics", func() bool {
 		for _, p := range ps {
@@ -136,7 +136,13 @@ type node struct {
 	reg *prometheus.Registry
 }
 
-func newNode(ctx context.Context, t *testing.T) *node {
+func newNode(ctx context.Context, t testing.TB) *node {
+	t.Helper()
+	return newNodeWith(ctx, t, fastConfig)
+}
+
+// newNodeWith is newNode with another network configuration and options.
+func newNodeWith(ctx context.Context, t testing.TB, cfg lotterynet.Config, opts ...lotterynet.Option) *node {
 	t.Helper()
 	n := &node{peerNode: newPeer(ctx, t), reg: prometheus.NewRegistry()}
 	st := storetest.New(t, nil).Open()
@@ -148,15 +154,15 @@ func newNode(ctx context.Context, t *testing.T) *node {
 	// The Confirmer refers to the lottery built after the network: the
 	// network calls it only once the lottery runs (lotterynet.Confirmer).
 	var lt *pairing.Lottery
-	n.net, err = lotterynet.New(fastConfig, names, n.h, n.ps, n.key,
+	n.net, err = lotterynet.New(cfg, names, n.h, n.ps, n.key,
 		func(ctx context.Context, q pairing.PairQuery) (bool, error) { return lt.ConfirmPair(ctx, q) },
-		lotterynet.WithRegisterer(n.reg))
+		append([]lotterynet.Option{lotterynet.WithRegisterer(n.reg)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.net.Close)
-	lt, err = pairing.New(pairing.Config{EpochLength: fastConfig.EpochLength}, st, rooms.New(st), n.mb, n.key,
-		pairing.WithNetwork(n.net))
+	lt, err = pairing.New(pairing.Config{EpochLength: cfg.EpochLength}, st, rooms.New(st), n.mb, n.key,
+		pairing.WithNetwork(n.net), pairing.WithRegisterer(n.reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +171,7 @@ func newNode(ctx context.Context, t *testing.T) *node {
 }
 
 // run starts the nodes' lotteries until the test ends.
-func run(t *testing.T, nodes []*node) {
+func run(t testing.TB, nodes []*node) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

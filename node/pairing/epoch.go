@@ -563,13 +563,30 @@ func (l *Lottery) createRoom(b *store.Batch, m match, now time.Time) error {
 }
 
 // Audit recomputes a stored epoch's draw and checks the pairs this node
-// confirmed in it against the draw (lottery.Audit). It fails with
-// ErrUnknownEpoch if no inputs of the epoch are stored.
+// confirmed in it against the draw (lottery.Audit, spec 07-lottery §9). It
+// fails with ErrUnknownEpoch if no inputs of the epoch are stored.
 func (l *Lottery) Audit(ctx context.Context, epoch uint64) (*lottery.AuditReport, error) {
-	if err := ctx.Err(); err != nil {
+	in, confirmed, err := l.EpochInputs(ctx, epoch)
+	if err != nil {
 		return nil, err
 	}
+	rep, err := lottery.Audit(in, confirmed)
+	if err != nil {
+		return nil, fmt.Errorf("pairing: auditing epoch %d: %w", epoch, err)
+	}
+	return rep, nil
+}
+
+// EpochInputs returns what this node stored of epoch: the inputs it drew
+// from (tickets, commits and reveals as it held them) and the pairs it
+// confirmed. Another node's inputs and confirmed pairs can be audited
+// against the same or a merged set of inputs with lottery.Audit. It fails
+// with ErrUnknownEpoch if no inputs of the epoch are stored.
+func (l *Lottery) EpochInputs(ctx context.Context, epoch uint64) (lottery.EpochInputs, []lottery.Pair, error) {
 	in := lottery.EpochInputs{Epoch: epoch}
+	if err := ctx.Err(); err != nil {
+		return in, nil, err
+	}
 	var confirmed []lottery.Pair
 	var parseErr error
 	prefix := epochKey(epoch, "")
@@ -613,16 +630,12 @@ func (l *Lottery) Audit(ctx context.Context, epoch uint64) (*lottery.AuditReport
 		err = parseErr
 	}
 	if err != nil {
-		return nil, err
+		return in, nil, err
 	}
 	if len(in.Tickets) == 0 {
-		return nil, fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
+		return in, nil, fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
 	}
-	rep, err := lottery.Audit(in, confirmed)
-	if err != nil {
-		return nil, fmt.Errorf("pairing: auditing epoch %d: %w", epoch, err)
-	}
-	return rep, nil
+	return in, confirmed, nil
 }
 
 // Purge drops the inputs of epochs that ended more than

@@ -1,0 +1,135 @@
+package lotterynet_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/node/internal/poll"
+	"github.com/parley-chat/parley/node/lotterynet"
+	"github.com/parley-chat/parley/node/pairing"
+	"github.com/parley-chat/parley/protocol/keys"
+)
+
+// cpuTime returns the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkNetworkEpoch (issue 5): 10 in-process nodes on loopback, 2s
+// epochs (the default phases), 1,000 fresh users per node asking in each
+// of 3 consecutive epochs: 10,000 tickets per epoch. It reports the
+// tickets drawn per epoch, the share of users paired in the epoch they
+// asked in and the p99 of the epochs waited, and the process CPU time per
+// node per epoch (all 10 nodes and the requests share one process, so
+// this is an upper bound of one node's cost). b.N is ignored: one run is
+// 3 epochs (about 12 s).
+func BenchmarkNetworkEpoch(b *testing.B) {
+	const (
+		nodeCount = 10
+		perNode   = 1000
+		epochs    = 3
+	)
+	cfg := lotterynet.Config{EpochLength: 2 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var nodes []*node
+	for range nodeCount {
+		nodes = append(nodes, newNodeWith(ctx, b, cfg))
+	}
+	connectAll(b, peersOf(nodes))
+	meshed(b, peersOf(nodes))
+	run(b, nodes)
+
+	e0 := epochOf(cfg, time.Now()) + 1
+	poll.Until(b, "the first measured epoch starts", func() bool { return epochOf(cfg, time.Now()) >= e0 })
+	cpu0 := cpuTime()
+	for k := range uint64(epochs) {
+		if k > 0 {
+			poll.Until(b, "the next epoch starts", func() bool { return epochOf(cfg, time.Now()) >= e0+k })
+		}
+		var wg sync.WaitGroup
+		for i, n := range nodes {
+			wg.Go(func() {
+				for j := range perNode {
+					tk, err := keys.GenerateTicketKeys(rand.Reader)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					var acct keys.AccountID
+					acct[0], acct[1] = byte(i), byte(k)
+					binary.BigEndian.PutUint32(acct[2:], uint32(j))
+					if _, err := n.lt.RequestTicket(ctx, acct, pairing.TicketRequest{Keys: tk.Public()}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if late := epochOf(cfg, time.Now()); late != e0+k {
+			b.Logf("requests of epoch %d finished in epoch %d", e0+k, late)
+		}
+	}
+	last := e0 + epochs - 1
+	// Let the last epochs' tickets (and those that roll over) be drawn.
+	poll.Until(b, "the measured epochs are processed", func() bool { return epochOf(cfg, time.Now()) >= last+3 })
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+
+	drawn := 0
+	for e := e0; e <= last; e++ {
+		rep, err := nodes[0].lt.Audit(ctx, e)
+		if err != nil {
+			b.Fatalf("Audit(%d) = %v", e, err)
+		}
+		drawn += 2*len(rep.Result.Pairs) + len(rep.Result.Unmatched)
+	}
+	// Epochs waited, from every node's histogram.
+	var total, atOnce, within1 float64
+	for _, n := range nodes {
+		mfs, err := n.reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "parley_pairing_wait_epochs" {
+				continue
+			}
+			h := mf.GetMetric()[0].GetHistogram()
+			total += float64(h.GetSampleCount())
+			for _, bk := range h.GetBucket() {
+				switch bk.GetUpperBound() {
+				case 0:
+					atOnce += float64(bk.GetCumulativeCount())
+				case 1:
+					within1 += float64(bk.GetCumulativeCount())
+				}
+			}
+		}
+	}
+	asked := float64(nodeCount * perNode * epochs)
+	p99 := "> 1"
+	switch {
+	case atOnce >= 0.99*asked:
+		p99 = "0"
+	case within1 >= 0.99*asked:
+		p99 = "1"
+	}
+	b.ReportMetric(float64(drawn)/epochs, "tickets/epoch")
+	b.ReportMetric(atOnce/asked, "paired-at-once")
+	b.ReportMetric(total/asked, "paired")
+	b.ReportMetric(float64(cpu.Milliseconds())/nodeCount/epochs, "cpu-ms/node/epoch")
+	b.Logf("%d nodes, %d tickets asked per epoch: %.0f drawn per epoch (node 0's view), %.4f paired in their epoch, %.4f within one more, %.4f in all; p99 epochs waited %s; CPU %v in all, %.0f ms per node per epoch",
+		nodeCount, nodeCount*perNode, float64(drawn)/epochs, atOnce/asked, within1/asked, total/asked, p99, cpu,
+		float64(cpu.Milliseconds())/nodeCount/epochs)
+}
