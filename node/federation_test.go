@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,14 +72,28 @@ func startFedNodeWith(t *testing.T, dir string, epoch time.Duration, edit func(*
 			t.Fatal(err)
 		}
 	}
-	n, err := node.New(cfg)
+	var opts []node.Option
+	if os.Getenv("PARLEY_TEST_LOG") != "" {
+		// Debugging aid: the nodes' logs on stderr.
+		opts = append(opts, node.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	n, err := node.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fedNode{n: n, dir: dir, cancel: cancel, done: make(chan error, 1)}
 	go func() { f.done <- n.Run(ctx) }()
-	t.Cleanup(func() { f.stop(t) })
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("PARLEY_TEST_LOG") != "" {
+			for _, l := range strings.Split(scrape(context.Background(), t, f.opURL+"/metrics"), "\n") {
+				if strings.HasPrefix(l, "parley_federation") || strings.HasPrefix(l, "parley_relay_remote") {
+					t.Logf("%s: %s", dir, l)
+				}
+			}
+		}
+		f.stop(t)
+	})
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 	defer acancel()
 	addr, op, err := n.Addrs(actx)
@@ -140,7 +156,9 @@ func (u *tuser) sendTexts(ctx context.Context, t *testing.T, prefix string, n in
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := u.c.Send(ctx, u.room.ID(), fmt.Sprintf("%s-%d", strings.ReplaceAll(prefix, " ", "-"), i), e); err != nil {
+		// Each send its own transaction: a reused txid is a retry.
+		u.txns++
+		if _, err := u.c.Send(ctx, u.room.ID(), fmt.Sprintf("tx-%d", u.txns), e); err != nil {
 			t.Fatalf("send %q: %v", text, err)
 		}
 		sent = append(sent, text)
@@ -353,5 +371,34 @@ func TestPartitionHeals(t *testing.T) {
 	a.n.P2P().Allow(bp)
 	if got := bob.receiveTexts(ctx, t, len(sent)); !equalStrings(got, sent) {
 		t.Fatalf("bob received %q, want %q", got, sent)
+	}
+}
+
+// Both sides of a cross-node room leave at once: each node gets the other's
+// close notice for a room it closed already, which changes nothing and
+// must not block its delivery queue (spec 12 §4): the two pair again and
+// chat.
+func TestBothLeaveAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const epoch = 400 * time.Millisecond
+	a := startFedNode(t, t.TempDir(), epoch)
+	b := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
+	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
+	for round := range 3 {
+		pairWith(ctx, t, fmt.Sprintf("round %d", round), alice, bob)
+		alice.info, bob.info = nil, nil
+		alice.waitPaired(ctx, t)
+		bob.waitPaired(ctx, t)
+		exchange(ctx, t, alice, bob, 3)
+		errs := make(chan error, 2)
+		for _, u := range []*tuser{alice, bob} {
+			go func() { errs <- u.c.Leave(ctx, u.room.ID()) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -75,6 +75,7 @@ type tuser struct {
 	room   *room.Room
 	info   *client.Room
 	pos    uint64
+	txns   int // transactions sent by sendTexts
 }
 
 func newTUser(ctx context.Context, t *testing.T, url, name string) *tuser {

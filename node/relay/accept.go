@@ -134,8 +134,15 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 		}
 		ev := mailbox.Event{Kind: mailbox.KindMessage, Room: env.Header.Room, Time: now}
 		if env.IsCloseNotice() {
-			if ev, err = r.acceptClose(ctx, b, env, now); err != nil {
+			var closed bool
+			if ev, closed, err = r.acceptClose(ctx, b, env, now); err != nil {
 				return fail(err)
+			}
+			if closed {
+				// Closed here already (the local side left too, after
+				// the notice was stamped): nothing left to do (spec 12 §4).
+				results[i] = AcceptResult{Status: fed.Duplicate}
+				continue
 			}
 		} else if ev.Body, err = env.MarshalBinary(); err != nil {
 			return fail(err)
@@ -160,22 +167,25 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 	return results, nil
 }
 
-// acceptClose closes the room of a close notice (spec 03-envelope §8.1),
-// which checkRemote found open, in b, and returns the room_closed event for
-// the local member. The caller holds leaveMu.
-func (r *Relay) acceptClose(ctx context.Context, b *store.Batch, env *envelope.Envelope, now time.Time) (mailbox.Event, error) {
+// acceptClose closes the room of a close notice (spec 03-envelope §8.5) in
+// b and returns the room_closed event for the local member, or closed if
+// the room is closed already. The caller holds leaveMu.
+func (r *Relay) acceptClose(ctx context.Context, b *store.Batch, env *envelope.Envelope, now time.Time) (ev mailbox.Event, closed bool, err error) {
 	rec, err := r.rooms.Get(ctx, env.Header.Room)
 	if err != nil {
-		return mailbox.Event{}, err
+		return mailbox.Event{}, false, err
+	}
+	if rec.IsClosed() {
+		return mailbox.Event{}, true, nil
 	}
 	if _, err := r.rooms.Close(b, rec, env.Header.Sender, now); err != nil {
-		return mailbox.Event{}, fmt.Errorf("relay: closing a room on notice: %w", err)
+		return mailbox.Event{}, false, fmt.Errorf("relay: closing a room on notice: %w", err)
 	}
 	body, err := json.Marshal(RoomClosed{By: ClosedByPartner})
 	if err != nil {
-		return mailbox.Event{}, err
+		return mailbox.Event{}, false, err
 	}
-	return mailbox.Event{Kind: mailbox.KindRoomClosed, Room: env.Header.Room, Time: now, Body: body}, nil
+	return mailbox.Event{Kind: mailbox.KindRoomClosed, Room: env.Header.Room, Time: now, Body: body}, false, nil
 }
 
 // errAcceptDone ends Accept's in-flight registrations; nobody reads it
