@@ -344,28 +344,29 @@ func InterestTags(interests []string) ([]lottery.Tag, error) {
 	return tags, nil
 }
 
-// avoidTagsLocked returns the avoid tags of the room this side left last
-// (spec 06-room-keys §2.3): lottery.AvoidTag of its avoid key for
-// wire.MaxAvoidTags epochs from this side's ticket's epoch in that room.
-// The client cannot know which epoch its new ticket will be drawn in, nor
-// the partner's view of it, so it covers a window: two users who left each
-// other and ask again within that many epochs share a tag.
+// avoidTagsLocked returns the room tags (spec 07-lottery §2.2) of the rooms
+// this side was in that have ended, the most recent first, at most
+// wire.MaxAvoidTags of them: so the user is not paired again with any of
+// its last partners. A room's tag is lottery.AvoidTag of the room's avoid
+// key (06 §2.3) with epoch 0, which both sides compute alike; the home node
+// turns it into a different tag in every epoch (07 §2.3), so nobody can
+// link the user's tickets by it.
 func (s *Session) avoidTagsLocked() []lottery.Tag {
-	var last *roomRecord
+	var ended []*roomRecord
 	for _, rec := range s.rooms {
-		if end := rec.endedAt(); !end.IsZero() && len(rec.Avoid) == 32 && (last == nil || end.After(last.endedAt())) {
-			last = rec
+		if !rec.endedAt().IsZero() && len(rec.Avoid) == 32 {
+			ended = append(ended, rec)
 		}
 	}
-	if last == nil {
-		return nil
+	slices.SortFunc(ended, func(a, b *roomRecord) int { return b.endedAt().Compare(a.endedAt()) })
+	tags := make([]lottery.Tag, 0, min(len(ended), wire.MaxAvoidTags))
+	for _, rec := range ended[:min(len(ended), wire.MaxAvoidTags)] {
+		key := [32]byte(rec.Avoid)
+		if t := lottery.AvoidTag(key, 0); !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+		clear(key[:])
 	}
-	key := [32]byte(last.Avoid)
-	tags := make([]lottery.Tag, 0, wire.MaxAvoidTags)
-	for i := range uint64(wire.MaxAvoidTags) {
-		tags = append(tags, lottery.AvoidTag(key, last.Epoch+i))
-	}
-	clear(key[:])
 	return tags
 }
 

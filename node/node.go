@@ -354,10 +354,10 @@ func (n *Node) build(cfg Config, o options) error {
 	}
 	// The lottery's network asks the lottery, built next, to confirm pairs;
 	// it does so only after this node's own draw of the epoch.
-	names := lotterynet.Names{TopicPrefix: n.host.Topic(""), ConfirmProtocol: n.host.ProtocolID("pair-confirm", "1.0.0")}
+	names := lotterynet.Names{TopicPrefix: n.host.Topic(""), ConfirmProtocol: n.host.ProtocolID("pair-confirm", "2.0.0")}
 	confirm := func(ctx context.Context, q pairing.PairQuery) (bool, error) { return n.pairing.ConfirmPair(ctx, q) }
 	if n.lotNet, err = lotterynet.New(cfg.lotteryNetConfig(), names, n.host.Raw(), n.host.PubSub(), n.key, confirm,
-		lotterynet.WithClock(o.now), lotterynet.WithLogger(log), lotterynet.WithRegisterer(reg)); err != nil {
+		lotterynet.WithClock(o.now), lotterynet.WithLogger(log), lotterynet.WithRegisterer(reg), lotterynet.WithPenalizer(n.host)); err != nil {
 		return err
 	}
 	if n.pairing, err = pairing.New(cfg.Pairing, n.store, rms, n.mailbox, n.key, pairing.WithClock(o.now), pairing.WithLogger(log), pairing.WithRegisterer(reg), pairing.WithNetwork(n.lotNet)); err != nil {
