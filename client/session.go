@@ -507,9 +507,30 @@ func (s *Session) WaitPaired(ctx context.Context, ticket keys.TicketID) (*Room, 
 
 // Withdraw takes the waiting ticket out of the lottery and forgets its
 // keys.
+//
+// The node may have paired the ticket just before the withdrawal reached it
+// (the withdrawal then finds nothing waiting and succeeds all the same); the
+// paired event is in the mailbox by then. So Withdraw first takes the
+// mailbox's pending events, which keeps the keys of a ticket that did get a
+// room, and the next Receive returns them; only then does it drop the keys
+// of tickets left without a room. If those events cannot be fetched it keeps
+// the keys (StartPair drops them later).
 func (s *Session) Withdraw(ctx context.Context) error {
 	if err := s.authed(ctx, func() error { return s.c.Withdraw(ctx) }); err != nil {
 		return err
+	}
+	for {
+		evs, err := s.receive(ctx, 0)
+		if err != nil {
+			s.log.Warn("fetching events after withdrawing; keeping the ticket keys", "err", err)
+			return nil
+		}
+		s.mu.Lock()
+		s.backlog = append(s.backlog, evs...)
+		s.mu.Unlock()
+		if len(evs) < s.cfg.SyncLimit {
+			break
+		}
 	}
 	return s.dropWaitingTickets(keys.TicketID{})
 }

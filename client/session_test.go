@@ -569,6 +569,36 @@ func TestPairReplacesWaitingTicket(t *testing.T) {
 	}
 }
 
+// A withdrawal that reaches the node after it paired the ticket succeeds
+// (nothing is waiting any more), and the session still holds the ticket's
+// keys: the pairing arrives and works.
+func TestWithdrawAfterPaired(t *testing.T) {
+	_, srv := startNode(t)
+	alice := newUser(t, srv.URL, "alice", client.Config{})
+	bob := newUser(t, srv.URL, "bob", client.Config{})
+	ctx := context.Background()
+	if _, err := alice.StartPair(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := bob.Pair(ctx, nil) // pairs with alice's ticket at once
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Withdraw(ctx); err != nil {
+		t.Fatalf("Withdraw after the pairing = %v", err)
+	}
+	evs, err := alice.Receive(ctx, 2*time.Second)
+	if err != nil || len(evs) != 1 || evs[0].Kind != client.EventPaired || evs[0].Paired.ID != rb.ID {
+		t.Fatalf("alice's events after withdrawing = %+v, %v; want the pairing with bob", evs, err)
+	}
+	if _, err := alice.Send(ctx, rb.ID, "still here"); err != nil {
+		t.Fatal(err)
+	}
+	if evs := receiveAll(t, bob, 1); len(evs) != 1 || evs[0].Message.Text() != "still here" {
+		t.Fatalf("bob's events = %+v", evs)
+	}
+}
+
 func TestInterestTags(t *testing.T) {
 	for _, tc := range []struct {
 		in      []string
