@@ -150,18 +150,16 @@ func (s *SyncStream) readOne(last *uint64) error {
 		_ = s.c.Close(websocket.StatusUnsupportedData, "text messages only")
 		return fmt.Errorf("%w: sync websocket sent a binary message", ErrBadResponse)
 	}
-	var f wsFrame
-	if err := json.Unmarshal(b, &f); err != nil {
-		_ = s.c.Close(websocket.StatusUnsupportedData, "malformed message")
-		return fmt.Errorf("%w: sync websocket message: %w", ErrBadResponse, err)
-	}
-	if f.Sent != nil || f.Failed != nil {
-		return s.answer(&f)
-	}
+	// Events, the common message, are decoded once; a message that is no
+	// event (it has no position) may be an answer to a send.
 	var ev SyncEvent
 	if err := json.Unmarshal(b, &ev); err != nil {
-		_ = s.c.Close(websocket.StatusUnsupportedData, "malformed event")
-		return fmt.Errorf("%w: sync websocket event: %w", ErrBadResponse, err)
+		var f wsFrame
+		if json.Unmarshal(b, &f) == nil && (f.Sent != nil || f.Failed != nil) {
+			return s.answer(&f)
+		}
+		_ = s.c.Close(websocket.StatusUnsupportedData, "malformed message")
+		return fmt.Errorf("%w: sync websocket message: %w", ErrBadResponse, err)
 	}
 	if ev.Pos <= *last {
 		_ = s.c.Close(websocket.StatusProtocolError, "positions must increase")

@@ -121,6 +121,20 @@ func (a mailboxAdapter) Read(ctx context.Context, acct keys.AccountID, after uin
 	if err != nil {
 		return nil, err
 	}
+	return toAPIEvents(evs)
+}
+
+// Next implements api's optional next-events method (Wait and Read in one).
+func (a mailboxAdapter) Next(ctx context.Context, acct keys.AccountID, after uint64, limit int) ([]api.Event, error) {
+	evs, err := a.mb.Next(ctx, acct, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return toAPIEvents(evs)
+}
+
+// toAPIEvents converts mailbox events to the API's.
+func toAPIEvents(evs []mailbox.Event) ([]api.Event, error) {
 	out := make([]api.Event, 0, len(evs))
 	for _, ev := range evs {
 		e := api.Event{Pos: ev.Pos, Room: ev.Room, Time: ev.Time}

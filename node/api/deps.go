@@ -62,6 +62,13 @@ type Mailbox interface {
 	Ack(ctx context.Context, acct keys.AccountID, upto uint64) error
 }
 
+// MailboxNexter is an optional method of a Mailbox: Wait and Read in one
+// (the events after after, waiting for at least one), which a push loop
+// uses to read the store once per wake-up instead of twice.
+type MailboxNexter interface {
+	Next(ctx context.Context, acct keys.AccountID, after uint64, limit int) ([]Event, error)
+}
+
 // Sender stamps and durably stores what an account sends (spec 09 §5).
 type Sender interface {
 	// Send stamps env and writes it durably to the recipient's mailbox or to

@@ -53,14 +53,17 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		stop := context.AfterFunc(s.base, cancel)
 		defer stop()
+		nexter, _ := s.deps.Mailbox.(MailboxNexter)
 		for len(evs) == 0 {
-			if err := s.deps.Mailbox.Wait(wctx, acct, after); err != nil {
+			if nexter != nil {
+				evs, err = nexter.Next(wctx, acct, after, limit)
+			} else if err = s.deps.Mailbox.Wait(wctx, acct, after); err == nil {
+				evs, err = s.deps.Mailbox.Read(ctx, acct, after, limit)
+			}
+			if err != nil {
 				if wctx.Err() != nil && ctx.Err() == nil {
 					break // the wait is over: answer with no events
 				}
-				return err
-			}
-			if evs, err = s.deps.Mailbox.Read(ctx, acct, after, limit); err != nil {
 				return err
 			}
 		}
@@ -229,8 +232,17 @@ func (s *Server) serveSocket(c *websocket.Conn, acct Account, token string, afte
 // ctx's included.
 func (s *Server) pushEvents(ctx, connCtx context.Context, c *websocket.Conn, acct keys.AccountID, after uint64, deadline time.Duration) error {
 	pos := after
+	nexter, _ := s.deps.Mailbox.(MailboxNexter)
 	for {
-		evs, err := s.deps.Mailbox.Read(ctx, acct, pos, s.cfg.SyncDefaultLimit)
+		var (
+			evs []Event
+			err error
+		)
+		if nexter != nil {
+			evs, err = nexter.Next(ctx, acct, pos, s.cfg.SyncDefaultLimit)
+		} else {
+			evs, err = s.deps.Mailbox.Read(ctx, acct, pos, s.cfg.SyncDefaultLimit)
+		}
 		if err != nil {
 			return err
 		}

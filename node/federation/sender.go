@@ -301,7 +301,10 @@ func (s *Sender) attempt(ctx context.Context, w *worker, entries []Entry) error 
 	if err := w.stream.SetDeadline(time.Now().Add(s.cfg.AckTimeout)); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = w.stream.SetDeadline(time.Now()) })
+	// The stream is captured: the func may run after attempt returned and
+	// the worker dropped or replaced its stream.
+	st := w.stream
+	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := w.stream.Write(frame); err != nil {
 		return fmt.Errorf("federation: writing a batch: %w", err)
