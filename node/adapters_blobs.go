@@ -6,6 +6,7 @@ import (
 
 	"github.com/parley-chat/parley/node/api"
 	"github.com/parley-chat/parley/node/blobs"
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/protocol/blob"
 	"github.com/parley-chat/parley/protocol/keys"
 )
@@ -30,7 +31,12 @@ var blobErrors = map[error]error{
 }
 
 // blobsAdapter presents node/blobs to the client API (spec 09 §9).
-type blobsAdapter struct{ s *blobs.Store }
+// blobsAdapter serves the blob store; an upload's declared size is charged
+// to the account's blob budget when it is created.
+type blobsAdapter struct {
+	s   *blobs.Store
+	lim *ratelimit.Accounts
+}
 
 var _ api.Blobs = blobsAdapter{}
 
@@ -43,6 +49,10 @@ func apiBlobInfo(i blobs.Info) api.BlobInfo {
 }
 
 func (a blobsAdapter) CreateUpload(ctx context.Context, acct keys.AccountID, size uint64, partSize uint32) (api.BlobUpload, error) {
+	kib := int(min((size+1023)/1024, 1<<40))
+	if ok, after := a.lim.Allow(ratelimit.KindBlobKiB, string(acct[:]), kib); !ok {
+		return api.BlobUpload{}, api.RateLimited(after)
+	}
 	u, err := a.s.CreateUpload(ctx, acct, size, partSize)
 	return apiUpload(u), mapErr(err, blobErrors)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/pairing"
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/node/reports"
 	"github.com/parley-chat/parley/node/rooms"
@@ -91,6 +92,7 @@ func (a roomsAdapter) Leave(ctx context.Context, acct keys.AccountID, room keys.
 type senderAdapter struct {
 	relay *relay.Relay
 	mod   *moderation.Moderation
+	lim   *ratelimit.Accounts
 }
 
 var _ api.Sender = senderAdapter{}
@@ -98,6 +100,9 @@ var _ api.Sender = senderAdapter{}
 func (a senderAdapter) Send(ctx context.Context, from keys.AccountID, room keys.RoomID, txid string, env *envelope.Envelope) (api.SendResult, error) {
 	if env.Header.Room != room {
 		return api.SendResult{}, fmt.Errorf("%w: the envelope names another room", api.ErrBadEnvelope)
+	}
+	if ok, after := a.lim.Allow(ratelimit.KindMessage, string(from[:]), 1); !ok {
+		return api.SendResult{}, api.RateLimited(after)
 	}
 	if ok, after := a.mod.Allow(from, moderation.RateMessage); !ok {
 		return api.SendResult{}, api.RateLimited(after)
@@ -187,6 +192,7 @@ var pairingErrors = map[error]error{
 type pairingAdapter struct {
 	l   *pairing.Lottery
 	mod *moderation.Moderation
+	lim *ratelimit.Accounts
 }
 
 var _ api.Pairing = pairingAdapter{}
@@ -200,6 +206,9 @@ func tags(in [][16]byte) []lottery.Tag {
 }
 
 func (a pairingAdapter) RequestTicket(ctx context.Context, acct keys.AccountID, req api.TicketRequest) (api.TicketInfo, error) {
+	if ok, after := a.lim.Allow(ratelimit.KindTicket, string(acct[:]), 1); !ok {
+		return api.TicketInfo{}, api.RateLimited(after)
+	}
 	if ok, after := a.mod.Allow(acct, moderation.RateTicket); !ok {
 		return api.TicketInfo{}, api.RateLimited(after)
 	}
@@ -214,11 +223,18 @@ func (a pairingAdapter) Withdraw(ctx context.Context, acct keys.AccountID) error
 	return mapErr(a.l.Withdraw(ctx, acct), pairingErrors)
 }
 
-type reportsAdapter struct{ r *reports.Reports }
+// reportsAdapter submits reports within the account's report budget.
+type reportsAdapter struct {
+	r   *reports.Reports
+	lim *ratelimit.Accounts
+}
 
 var _ api.Reports = reportsAdapter{}
 
 func (a reportsAdapter) Submit(ctx context.Context, acct keys.AccountID, d *disclosure.Disclosure) (api.Receipt, error) {
+	if ok, after := a.lim.Allow(ratelimit.KindReport, string(acct[:]), 1); !ok {
+		return api.Receipt{}, api.RateLimited(after)
+	}
 	rc, err := a.r.Submit(ctx, acct, d)
 	if err != nil {
 		return api.Receipt{}, mapErr(err, map[error]error{

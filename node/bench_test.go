@@ -28,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/node/admin"
 	"github.com/parley-chat/parley/node/api"
 	"github.com/parley-chat/parley/node/nodekey"
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -270,6 +271,7 @@ func (fx *e2eFixture) setUp(b *testing.B, dirs []string, senders int) {
 		unlimited := api.Rate{PerSecond: 1e9, Burst: 1 << 30}
 		cfg.API.AccountRate, cfg.API.IPRate = unlimited, unlimited
 		cfg.Federation.PeerRate, cfg.Federation.PeerBurst = 1e6, 1<<20
+		cfg.Limits.Messages = ratelimit.Limit{Rate: 1e6, Burst: 1 << 20}
 		if _, err := nodekey.Create(cfg.KeyFile(), nil); err != nil {
 			b.Fatal(err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/node/internal/poll"
 	"github.com/parley-chat/parley/node/nodekey"
 	"github.com/parley-chat/parley/node/p2p"
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
 )
@@ -61,6 +62,7 @@ func startFedNodeWith(t *testing.T, dir string, epoch time.Duration, edit func(*
 	// The tests' users send as fast as they can, all from 127.0.0.1.
 	unlimited := api.Rate{PerSecond: 1e9, Burst: 1 << 30}
 	cfg.API.AccountRate, cfg.API.IPRate = unlimited, unlimited
+	cfg.Limits.Messages = ratelimit.Limit{Rate: 1e6, Burst: 1 << 20}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -48,6 +48,7 @@ import (
 	"github.com/parley-chat/parley/node/ops"
 	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/node/pairing"
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/node/reports"
 	"github.com/parley-chat/parley/node/reports/forward"
@@ -90,6 +91,8 @@ type Config struct {
 	Pairing pairing.Config `toml:"pairing" comment:"The pairing lottery."`
 	// Admin configures the admin API (admin section).
 	Admin admin.Config `toml:"admin" comment:"The admin API on the operator listener (spec/10-admin-api.md); its token is <data_dir>/admin.token."`
+	// Limits are every account's budgets per kind of request.
+	Limits ratelimit.AccountConfig `toml:"limits" comment:"Every account's budget per kind of request: token buckets; over it, 429 (DESIGN §3.7)."`
 	// Moderation configures what verified reports and spam signals do.
 	Moderation moderation.Config `toml:"moderation" comment:"Moderation: what verified reports and spam signals do to local accounts (spec/13-moderation.md)."`
 	// ReportForward configures forwarding reports to the accused's node.
@@ -135,6 +138,7 @@ func DefaultConfig() Config {
 		Relay:           relay.DefaultConfig(),
 		Pairing:         pairing.DefaultConfig(),
 		Admin:           admin.DefaultConfig(), // admin
+		Limits:          ratelimit.DefaultAccountConfig(),
 		Moderation:      moderation.DefaultConfig(),
 		ReportForward:   forward.DefaultConfig(),
 		Blobs:           blobs.DefaultConfig(),
@@ -180,7 +184,7 @@ func (c *Config) Validate() error {
 	bc := c.Blobs
 	bc.Dir = c.BlobsDir()
 	for _, err := range []error{st.Validate(), ac.Validate(), ap.Validate(), c.Mailbox.Validate(), c.Relay.Validate(), c.Pairing.Validate(), c.Admin.Validate(),
-		bc.Validate(), c.Moderation.Validate(), c.ReportForward.Validate(), c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
+		bc.Validate(), c.Limits.Validate(), c.Moderation.Validate(), c.ReportForward.Validate(), c.p2pConfig().Validate(), c.Federation.Validate(), c.lotteryNetConfig().Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -374,6 +378,10 @@ func (n *Node) build(cfg Config, o options) error {
 	if err != nil {
 		return err
 	}
+	lim, err := ratelimit.NewAccounts(cfg.Limits, ratelimit.WithClock(o.now), ratelimit.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
 	repOutbox := forward.NewOutbox(n.store)
 	rep := reports.New(n.store, rms, o.now, reports.WithPolicy(mod), reports.WithForwarder(repOutbox), reports.WithLogger(log), reports.WithRegisterer(reg))
 	fwdOpts := []forward.Option{forward.WithClock(o.now), forward.WithLogger(log), forward.WithRegisterer(reg), forward.WithPenalizer(n.host)}
@@ -389,10 +397,10 @@ func (n *Node) build(cfg Config, o options) error {
 		Accounts: accountsAdapter{s: n.accounts, node: id},
 		Rooms:    roomsAdapter{rooms: rms, relay: n.relay, mod: mod, log: log},
 		Mailbox:  mailboxAdapter{mb: n.mailbox},
-		Sender:   senderAdapter{relay: n.relay, mod: mod},
-		Pairing:  pairingAdapter{l: n.pairing, mod: mod},
-		Reports:  reportsAdapter{r: rep},
-		Blobs:    blobsAdapter{s: n.blobs},
+		Sender:   senderAdapter{relay: n.relay, mod: mod, lim: lim},
+		Pairing:  pairingAdapter{l: n.pairing, mod: mod, lim: lim},
+		Reports:  reportsAdapter{r: rep, lim: lim},
+		Blobs:    blobsAdapter{s: n.blobs, lim: lim},
 	}, api.WithClock(o.now), api.WithLogger(log), api.WithRegisterer(reg))
 	if err != nil {
 		return err

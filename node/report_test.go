@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/node/internal/poll"
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/protocol/disclosure"
 	"github.com/parley-chat/parley/protocol/envelope"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -111,5 +113,32 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 	if !body.Suspended || len(m.Actions) != 1 || m.Actions[0].Kind != "suspend" || len(m.Reports) != 1 ||
 		len(m.Actions[0].Evidence) != 1 || m.Actions[0].Evidence[0] != m.Reports[0] {
 		t.Errorf("A's operator sees %+v, want a suspension whose evidence is bob's report", body)
+	}
+}
+
+// DESIGN §3.7, issue 6: every account has a budget per kind of request;
+// past it the node answers 429 rate_limited with Retry-After, and counts
+// the refusal. Here: messages, burst 2, and reports, burst 1.
+func TestAccountBudgets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := startFedNodeWith(t, t.TempDir(), 400*time.Millisecond, func(c *node.Config) {
+		c.Limits.Messages = ratelimit.Limit{Rate: 0.001, Burst: 2}
+	})
+	alice, bob := newTUser(ctx, t, f.url, "alice"), newTUser(ctx, t, f.url, "bob")
+	pairWith(ctx, t, "x", alice, bob)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+	alice.sendTexts(ctx, t, "within the budget", 2)
+	e, _ := alice.room.Seal(envelope.ContentText, []byte("one too many"), time.Now(), rand.Reader)
+	_, err := alice.c.Send(ctx, alice.room.ID(), "tx-over", e)
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "rate_limited" || apiErr.RetryAfter < time.Second {
+		t.Fatalf("third message = %v, want 429 rate_limited with Retry-After", err)
+	}
+	// Bob's budget is his own.
+	bob.sendTexts(ctx, t, "bob's turn", 2)
+	if m := scrape(ctx, t, f.opURL+"/metrics"); !strings.Contains(m, `parley_ratelimit_limited_total{limiter="account_message"} 1`) {
+		t.Error("the refusal is not counted in parley_ratelimit_limited_total{limiter=\"account_message\"}")
 	}
 }
