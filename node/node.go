@@ -361,7 +361,8 @@ func (n *Node) build(cfg Config, o options) error {
 	names := lotterynet.Names{TopicPrefix: n.host.Topic(""), ConfirmProtocol: n.host.ProtocolID("pair-confirm", "2.0.0")}
 	confirm := func(ctx context.Context, q pairing.PairQuery) (bool, error) { return n.pairing.ConfirmPair(ctx, q) }
 	if n.lotNet, err = lotterynet.New(cfg.lotteryNetConfig(), names, n.host.Raw(), n.host.PubSub(), n.key, confirm,
-		lotterynet.WithClock(o.now), lotterynet.WithLogger(log), lotterynet.WithRegisterer(reg), lotterynet.WithPenalizer(n.host)); err != nil {
+		lotterynet.WithClock(o.now), lotterynet.WithLogger(log), lotterynet.WithRegisterer(reg), lotterynet.WithPenalizer(n.host),
+		lotterynet.WithDenied(func(id keys.NodeID) bool { return n.host.Denied(p2p.PeerID(id)) })); err != nil {
 		return err
 	}
 	if n.pairing, err = pairing.New(cfg.Pairing, n.store, rms, n.mailbox, n.key, pairing.WithClock(o.now), pairing.WithLogger(log), pairing.WithRegisterer(reg), pairing.WithNetwork(n.lotNet)); err != nil {

@@ -149,11 +149,12 @@ const (
 	resultEquivocation = "equivocation"
 	resultDropped      = "dropped_node"
 	resultOverQuota    = "over_quota"
-	resultLost         = "lost" // dropped by the WithDropIncoming test seam
+	resultDenied       = "denied_node" // from a node this node's operator denies
+	resultLost         = "lost"        // dropped by the WithDropIncoming test seam
 )
 
 var messageResults = []string{resultAccepted, resultMalformed, resultBadSignature, resultBadReveal, resultWrongEpoch,
-	resultEarly, resultLate, resultDuplicate, resultUnknown, resultLimit, resultEquivocation, resultDropped, resultOverQuota}
+	resultEarly, resultLate, resultDuplicate, resultUnknown, resultLimit, resultEquivocation, resultDropped, resultOverQuota, resultDenied}
 
 // verdict maps a result to the validation result: Reject (costs the
 // sending peer score) only for what no honest peer relays.
@@ -204,6 +205,11 @@ func (n *Network) inputs(epoch uint64, node keys.NodeID) (*epochState, *nodeInpu
 		return nil, nil, resultLate
 	case st.frozen:
 		return nil, nil, resultLate
+	}
+	if n.denied != nil && n.denied(node) {
+		// Relayed by others, maybe: only the origin is denied, so this
+		// is ignored, never a reject that would cost the relayer.
+		return nil, nil, resultDenied
 	}
 	in := st.nodes[node]
 	if in == nil {

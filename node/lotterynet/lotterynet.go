@@ -226,6 +226,7 @@ type options struct {
 	reg       prometheus.Registerer
 	penalizer PeerPenalizer
 	drop      func(kind string, data []byte) bool
+	denied    func(keys.NodeID) bool
 }
 
 // Option is a test seam or wiring choice for New.
@@ -243,6 +244,13 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // WithPenalizer reports nodes that withhold their reveal or equivocate to
 // p (with ReasonWithheld or ReasonEquivocated).
 func WithPenalizer(p PeerPenalizer) Option { return func(o *options) { o.penalizer = p } }
+
+// WithDenied leaves out of every epoch the tickets, commits and reveals of
+// the nodes for which denied returns true (the operator's deny list, spec 07
+// §13; p2p.Host.Denied behind it): relayed by others, they are ignored and
+// counted as denied_node; such a node's users are never paired with this
+// node's.
+func WithDenied(denied func(keys.NodeID) bool) Option { return func(o *options) { o.denied = denied } }
 
 // WithDropIncoming is a test seam: gossip from other peers for which drop
 // returns true (kind is KindTickets, KindCommit or KindReveal, data the
@@ -267,6 +275,7 @@ type Network struct {
 	metric  *metrics
 	penal   PeerPenalizer
 	drop    func(kind string, data []byte) bool
+	denied  func(keys.NodeID) bool // WithDenied
 
 	topics [3]*pubsub.Topic // tickets, commits, reveals
 	subs   [3]*pubsub.Subscription
@@ -302,7 +311,7 @@ func New(cfg Config, names Names, h host.Host, ps *pubsub.PubSub, key keys.NodeK
 	n := &Network{
 		cfg: cfg.withDefaults(), names: names, h: h, ps: ps, key: key, node: key.Public(), confirm: confirm,
 		now: o.now, log: o.logger.With("subsystem", "lotterynet"), metric: newMetrics(),
-		penal: o.penalizer, drop: o.drop, epochs: make(map[uint64]*epochState),
+		penal: o.penalizer, drop: o.drop, denied: o.denied, epochs: make(map[uint64]*epochState),
 	}
 	if o.reg != nil {
 		if err := n.metric.register(o.reg); err != nil {

@@ -521,3 +521,28 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// spec 07 §13: a node the operator denies is left out of the epochs: its
+// gossip is ignored (counted denied_node), so its users are never paired
+// with this node's.
+func TestDeniedNodeLeftOut(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := newNode(ctx, t)
+	bID := b.key.Public()
+	a := newNodeWith(ctx, t, fastConfig, lotterynet.WithDenied(func(n keys.NodeID) bool { return n == bID }))
+	nodes := []*node{a, b}
+	connectAll(t, peersOf(nodes))
+	meshed(t, peersOf(nodes))
+	users := []*user{a.newUser(t, 1), b.newUser(t, 2)}
+	run(t, nodes)
+	poll.Until(t, "A ignores three epochs of B's tickets", func() bool {
+		return metric(t, a.reg, "parley_lottery_net_messages_total", `kind="tickets",result="denied_node"`) >= 3
+	})
+	for _, u := range users {
+		if evs := u.paired(t); len(evs) != 0 {
+			t.Fatalf("user %d was paired (%+v) across a denied node", u.acct[0], evs)
+		}
+	}
+	lint(t, a.reg)
+}
