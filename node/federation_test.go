@@ -251,6 +251,20 @@ func adminGet(ctx context.Context, t *testing.T, f *fedNode, path string, out an
 	}
 }
 
+// twoNodesPaired starts nodes A and B (B bootstraps from A) and pairs alice
+// on A with bob on B.
+func twoNodesPaired(ctx context.Context, t *testing.T) (a, b *fedNode, alice, bob *tuser) {
+	t.Helper()
+	const epoch = 400 * time.Millisecond
+	a = startFedNode(t, t.TempDir(), epoch)
+	b = startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
+	alice, bob = newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
+	pairWith(ctx, t, "x", alice, bob)
+	alice.waitPaired(ctx, t)
+	bob.waitPaired(ctx, t)
+	return a, b, alice, bob
+}
+
 // pairWith pairs u and v (on any nodes) through the lottery, steering the
 // draw with an interest tag only they share.
 func pairWith(ctx context.Context, t *testing.T, interest string, users ...*tuser) {
@@ -310,14 +324,9 @@ func TestThreeNodesExchange(t *testing.T) {
 func TestStoreAndForwardAcrossRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	const epoch = 400 * time.Millisecond
-	adir, bdir := t.TempDir(), t.TempDir()
-	a := startFedNode(t, adir, epoch)
-	b := startFedNode(t, bdir, epoch, a.n.P2PAddrs()...)
-	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
-	pairWith(ctx, t, "x", alice, bob)
-	alice.waitPaired(ctx, t)
-	bob.waitPaired(ctx, t)
+	const epoch = 400 * time.Millisecond // as twoNodesPaired's
+	a, b, alice, bob := twoNodesPaired(ctx, t)
+	adir, bdir := a.dir, b.dir
 
 	b.stop(t)
 	sent := alice.sendTexts(ctx, t, "while bob's node is down", 50)
@@ -356,13 +365,7 @@ func TestStoreAndForwardAcrossRestarts(t *testing.T) {
 func TestPartitionHeals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	const epoch = 400 * time.Millisecond
-	a := startFedNode(t, t.TempDir(), epoch)
-	b := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
-	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
-	pairWith(ctx, t, "x", alice, bob)
-	alice.waitPaired(ctx, t)
-	bob.waitPaired(ctx, t)
+	a, b, alice, bob := twoNodesPaired(ctx, t)
 
 	bp := p2p.PeerID(b.n.ID())
 	a.n.P2P().Deny(bp)

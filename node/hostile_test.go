@@ -30,13 +30,7 @@ import (
 func TestHostilePeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	const epoch = 400 * time.Millisecond
-	a := startFedNode(t, t.TempDir(), epoch)
-	b := startFedNode(t, t.TempDir(), epoch, a.n.P2PAddrs()...)
-	alice, bob := newTUser(ctx, t, a.url, "alice"), newTUser(ctx, t, b.url, "bob")
-	pairWith(ctx, t, "x", alice, bob)
-	alice.waitPaired(ctx, t)
-	bob.waitPaired(ctx, t)
+	_, b, alice, bob := twoNodesPaired(ctx, t)
 	exchange(ctx, t, alice, bob, 3)
 
 	// A genuine envelope A stamped, as bob's node received it: what a
