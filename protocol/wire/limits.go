@@ -97,6 +97,10 @@ const (
 	// 09-client-api §9), in ciphertext chunks: a part is at most this many
 	// times blob.MaxChunkSize bytes (8,390,656).
 	MaxBlobPartChunks = 128
+	// MaxBlobFetchFrame bounds one frame body of the blob fetch protocol
+	// (spec 08-blobs §12), in bytes: the largest is the answer carrying a
+	// manifest of MaxBlobChunks chunks (a little over 1 MiB).
+	MaxBlobFetchFrame = 2 << 20
 
 	// Federation (spec 11-federation).
 
