@@ -23,6 +23,13 @@
 // the blob. Aborting, or letting the upload expire (Config.UploadTTL),
 // deletes the file and the records and releases the reservation.
 //
+// # Fetching from other nodes
+//
+// Fetch gets a blob this node lacks from its origin node through a
+// Fetcher (StreamFetcher: spec 08 §12) and caches it as an upload of no
+// account, one chunk per part, each chunk verified before it is written;
+// ServeFetch answers other nodes' fetches. fetch.go describes both.
+//
 // # Files
 //
 //	<dir>/uploads/<upload ID>.part   an upload's ciphertext so far (sparse)
@@ -129,20 +136,23 @@ var (
 	// ErrNotFound: no such blob (or it expired), or, for Delete, none of
 	// this account's.
 	ErrNotFound = errors.New("blobs: no such blob")
-	// ErrTakenDown: the address was taken down.
+	// ErrTakenDown: the address was taken down (here, or at the origin
+	// of a fetch).
 	ErrTakenDown = errors.New("blobs: blob taken down")
+	// ErrOrigin: a fetch failed for want of the origin node: unreachable,
+	// too slow, or breaking the fetch protocol (spec 08 §12). A bad
+	// manifest or chunk from it is ErrMismatch instead.
+	ErrOrigin = errors.New("blobs: fetch from the origin node failed")
 )
 
-// Fetcher fetches a blob this node does not hold from its origin node. It
-// is the seam for cross-node fetch (DESIGN §3.6), which federation will
-// provide; nothing implements it yet and the store does not call it. The
-// expected contract: Fetch asks origin for the manifest of addr (checked
-// with blob.VerifyManifest) and its chunks from chunk `from` on, over a
-// versioned stream with range requests, verifies each with
-// blob.VerifyChunk as it arrives, and hands the verified chunks to put in
-// order, stopping at the first bad one. The store would then cache the
-// blob like an upload (same files, records and quotas, owned by no
-// account) and refuse addresses taken down.
+// Fetcher fetches a blob this node does not hold from its origin node
+// (DESIGN §3.6, spec 08 §12); StreamFetcher implements it over libp2p and
+// Store.Fetch calls it. Fetch asks origin for the manifest of addr,
+// checks it with blob.VerifyManifest and hands it to manifest, then reads
+// the chunks from chunk `from` on, verifies each with blob.VerifyChunk as
+// it arrives, and hands the verified chunks to put in order, stopping at
+// the first bad one. An error from manifest or put stops it and is
+// returned (wrapped).
 type Fetcher interface {
 	Fetch(ctx context.Context, origin keys.NodeID, addr blob.Address, from uint32, manifest func([]byte) error, put func(index uint32, chunk []byte) error) error
 }
@@ -207,13 +217,17 @@ type Store struct {
 	rand io.Reader
 	m    *metrics
 
+	// serving holds a token per fetch served to another node.
+	serving chan struct{}
+
 	// blobMu serialises the changes to blob records (complete, delete,
 	// takedown, expiry), so each blob's bytes are counted once.
 	blobMu sync.Mutex
 
 	mu       sync.Mutex // guards the fields below
 	uploads  map[UploadID]*upload
-	used     map[keys.AccountID]uint64 // stored + reserved ciphertext bytes
+	fetching map[blob.Address]chan struct{} // fetches in progress; closed when done
+	used     map[keys.AccountID]uint64      // stored + reserved ciphertext bytes
 	total    uint64
 	reserved uint64
 	stored   uint64
@@ -235,6 +249,7 @@ func Open(cfg Config, db *store.Store, opts ...Option) (*Store, error) {
 	s := &Store{
 		cfg: cfg, db: db, now: o.now, log: o.logger.With("subsystem", "blobs"), rand: o.rand, m: newMetrics(),
 		uploads: make(map[UploadID]*upload), used: make(map[keys.AccountID]uint64),
+		fetching: make(map[blob.Address]chan struct{}), serving: make(chan struct{}, cfg.MaxFetchServes),
 	}
 	if o.reg != nil {
 		if err := s.m.register(o.reg); err != nil {

@@ -35,6 +35,13 @@ type Config struct {
 	// GCInterval is how often expired blobs and uploads are deleted.
 	// Default 10m.
 	GCInterval time.Duration `toml:"gc_interval" comment:"How often expired blobs and uploads are deleted (default \"10m\")."`
+	// FetchTimeout bounds each step of a fetch between nodes (spec 08
+	// §12): opening the stream, and reading or writing each frame.
+	// Default 30s.
+	FetchTimeout time.Duration `toml:"fetch_timeout" comment:"Deadline of each step (stream opening, each frame) of a blob fetch between nodes (default \"30s\")."`
+	// MaxFetchServes bounds the fetches this node serves to other nodes
+	// at once; more are answered busy. Default 16.
+	MaxFetchServes int `toml:"max_fetch_serves" comment:"Blob fetches served to other nodes at once; more are answered busy (default 16)."`
 }
 
 // DefaultConfig returns the defaults, with Dir empty.
@@ -48,6 +55,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.Retention, 30*24*time.Hour)
 	setDefault(&c.UploadTTL, 24*time.Hour)
 	setDefault(&c.GCInterval, 10*time.Minute)
+	setDefault(&c.FetchTimeout, 30*time.Second)
+	setDefault(&c.MaxFetchServes, 16)
 	return c
 }
 
@@ -72,10 +81,13 @@ func (c Config) Validate() error {
 	if c.MaxUploadsPerAccount < 0 {
 		bad("max_uploads_per_account must not be negative")
 	}
+	if c.MaxFetchServes < 0 {
+		bad("max_fetch_serves must not be negative")
+	}
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"retention", c.Retention}, {"upload_ttl", c.UploadTTL}, {"gc_interval", c.GCInterval}} {
+	}{{"retention", c.Retention}, {"upload_ttl", c.UploadTTL}, {"gc_interval", c.GCInterval}, {"fetch_timeout", c.FetchTimeout}} {
 		if f.d < 0 {
 			bad("%s must not be negative", f.name)
 		}

@@ -25,6 +25,8 @@ type metrics struct {
 	quotaRefused  *prometheus.CounterVec
 	gcDeleted     *prometheus.CounterVec
 	takedowns     prometheus.Counter
+	fetches       *prometheus.CounterVec
+	served        *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -65,6 +67,14 @@ func newMetrics() *metrics {
 			Name: "parley_blobs_takedowns_total",
 			Help: "Blob addresses taken down.",
 		}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_blobs_fetches_total",
+			Help: "Blobs fetched from other nodes, by result: ok, not_found, taken_down, mismatch (a bad manifest or chunk), failed.",
+		}, []string{"result"}),
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_blobs_fetches_served_total",
+			Help: "Blob fetches served to other nodes, by answer: ok, not_found, taken_down, bad_request, busy, malformed, failed.",
+		}, []string{"answer"}),
 	}
 	for _, r := range []string{refusedSize, refusedAccount, refusedNode} {
 		m.quotaRefused.WithLabelValues(r)
@@ -77,7 +87,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.storedBytes, m.blobs, m.uploads, m.reservedBytes, m.parts, m.completed, m.quotaRefused, m.gcDeleted, m.takedowns} {
+	for _, c := range []prometheus.Collector{m.storedBytes, m.blobs, m.uploads, m.reservedBytes, m.parts, m.completed, m.quotaRefused, m.gcDeleted, m.takedowns, m.fetches, m.served} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,494 @@
+package blobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/parley-chat/parley/node/store"
+	"github.com/parley-chat/parley/protocol/blob"
+	"github.com/parley-chat/parley/protocol/keys"
+)
+
+// Cross-node fetch (spec 08 §12). The fetching side is Store.Fetch, which
+// drives a Fetcher (StreamFetcher over libp2p) and caches what it receives;
+// the serving side is Store.ServeFetch.
+//
+// A fetched blob is cached as an upload of no account (the zero
+// AccountID) whose ID is the first 16 bytes of the address and whose part
+// size is one chunk: each verified chunk is written at its offset and
+// recorded as a received part once the file is synced, so an interrupted
+// fetch resumes from its first missing chunk. Completing it is Complete's
+// work (every chunk checked again, file renamed, blob recorded). Its
+// ciphertext size is reserved against the node's quota (not an account's)
+// when the manifest arrives.
+
+// Fetch outcomes, the values of the result label.
+const (
+	fetchOK        = "ok"
+	fetchNotFound  = "not_found"
+	fetchTakenDown = "taken_down"
+	fetchMismatch  = "mismatch"
+	fetchFailed    = "failed"
+)
+
+// syncEvery is how many chunks a fetch writes between syncs (and part
+// records): about 4 MiB.
+const syncEvery = 64
+
+// cacheOwner owns the blobs fetched from other nodes.
+var cacheOwner keys.AccountID
+
+// cacheID is the upload ID of the cache entry of addr.
+func cacheID(addr blob.Address) UploadID { return UploadID(addr[:16]) }
+
+// Fetch returns the blob at addr, fetching it from origin with f first if
+// this node does not hold it, and caching it (spec 08 §12). Concurrent
+// fetches of one address share one transfer. Errors: ErrTakenDown (here
+// or at the origin), ErrNotFound (not at the origin either), ErrTooLarge,
+// ErrNodeFull, ErrMismatch (the origin sent a bad manifest or chunk; the
+// chunks before the bad one stay cached), ErrOrigin, ErrBusy.
+func (s *Store) Fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr blob.Address) (Info, error) {
+	for {
+		info, err := s.Stat(ctx, addr)
+		if !errors.Is(err, ErrNotFound) {
+			return info, err
+		}
+		s.mu.Lock()
+		if ch := s.fetching[addr]; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return Info{}, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		s.fetching[addr] = ch
+		s.mu.Unlock()
+		info, err = s.fetch(ctx, f, origin, addr)
+		s.mu.Lock()
+		delete(s.fetching, addr)
+		close(ch)
+		s.mu.Unlock()
+		s.m.fetches.WithLabelValues(fetchResult(err)).Inc()
+		return info, err
+	}
+}
+
+func fetchResult(err error) string {
+	switch {
+	case err == nil:
+		return fetchOK
+	case errors.Is(err, ErrNotFound):
+		return fetchNotFound
+	case errors.Is(err, ErrTakenDown):
+		return fetchTakenDown
+	case errors.Is(err, ErrMismatch):
+		return fetchMismatch
+	}
+	return fetchFailed
+}
+
+// cacheFile is a fetch's cache entry being written.
+type cacheFile struct {
+	s       *Store
+	ctx     context.Context
+	id      UploadID
+	addr    blob.Address
+	u       *upload // claimed; nil until the manifest arrives on a new entry
+	m       *blob.Manifest
+	raw     []byte
+	f       *os.File
+	created bool // the file did not exist
+	next    uint32
+	batch   *store.Batch
+	pending int
+}
+
+// fetch does Fetch's work; the address is this caller's to fetch.
+func (s *Store) fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr blob.Address) (Info, error) {
+	c := &cacheFile{s: s, ctx: ctx, id: cacheID(addr), addr: addr}
+	s.mu.Lock()
+	if u := s.uploads[c.id]; u != nil {
+		if u.rec.owner != cacheOwner || u.closing || len(u.inflight) > 0 {
+			s.mu.Unlock()
+			return Info{}, ErrBusy
+		}
+		u.closing = true // GC leaves it alone
+		c.u = u
+	}
+	s.mu.Unlock()
+	if c.u != nil {
+		done, err := s.doneParts(c.id)
+		if err != nil {
+			s.unclaim(c.u)
+			return Info{}, err
+		}
+		for c.next < uint32(len(done)) && done[c.next] == c.next {
+			c.next++
+		}
+	}
+	err := f.Fetch(ctx, origin, addr, c.next, c.manifest, c.put)
+	if ferr := c.flush(); err == nil {
+		err = ferr
+	}
+	if c.f != nil {
+		if cerr := c.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("blobs: %w", cerr)
+		}
+	}
+	if err == nil && (c.m == nil || c.next != c.m.ChunkCount) {
+		err = fmt.Errorf("%w: the fetch ended before the last chunk", ErrOrigin)
+	}
+	if err != nil {
+		if c.u != nil {
+			s.unclaim(c.u)
+		}
+		return Info{}, err
+	}
+	info, keep, err := s.complete(ctx, c.id, c.u, c.raw)
+	if keep {
+		s.unclaim(c.u)
+	}
+	if err == nil {
+		s.log.Info("fetched a blob", "address", addr.String(), "bytes", info.Stored)
+	}
+	return info, err
+}
+
+// manifest takes the origin's verified manifest: it creates the cache
+// entry, reserving its size, or checks it against the entry's.
+func (c *cacheFile) manifest(raw []byte) error {
+	s := c.s
+	m, err := blob.VerifyManifest(c.addr, raw)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMismatch, err)
+	}
+	if c.next > m.ChunkCount {
+		return fmt.Errorf("%w: the cache holds more chunks than the blob", ErrBadManifest)
+	}
+	c.m, c.raw = m, raw
+	if c.u != nil {
+		if c.u.rec.size != m.Size {
+			return fmt.Errorf("%w: the cache entry declares %d bytes, the manifest %d", ErrBadManifest, c.u.rec.size, m.Size)
+		}
+		return c.open()
+	}
+	if m.Size > s.cfg.MaxBlobBytes {
+		s.m.quotaRefused.WithLabelValues(refusedSize).Inc()
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.Size, s.cfg.MaxBlobBytes)
+	}
+	now := s.now()
+	rec := uploadRecord{owner: cacheOwner, size: m.Size, partSize: blob.MaxChunkSize, created: now, expires: now.Add(s.cfg.UploadTTL)}
+	cost := rec.stored()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.uploads[c.id] != nil {
+		return ErrBusy
+	}
+	if s.total+cost > s.cfg.NodeQuotaBytes {
+		s.m.quotaRefused.WithLabelValues(refusedNode).Inc()
+		return fmt.Errorf("%w: %d more bytes asked", ErrNodeFull, cost)
+	}
+	b := s.db.NewBatch()
+	b.Set(uploadKey(c.id), rec.encode())
+	if err := s.db.Commit(c.ctx, b); err != nil {
+		return err
+	}
+	c.u = &upload{rec: rec, inflight: make(map[uint32]bool), closing: true}
+	s.uploads[c.id] = c.u
+	s.used[cacheOwner] += cost
+	s.total += cost
+	s.reserved += cost
+	s.updateGauges()
+	return c.open()
+}
+
+func (c *cacheFile) open() error {
+	path := c.s.uploadPath(c.id)
+	_, err := os.Stat(path)
+	c.created = errors.Is(err, fs.ErrNotExist)
+	if c.f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
+	c.batch = c.s.db.NewBatch()
+	return nil
+}
+
+// put writes chunk index, checked against the manifest, at its offset; it
+// is recorded at the next flush.
+func (c *cacheFile) put(index uint32, chunk []byte) error {
+	if c.m == nil || index != c.next {
+		return fmt.Errorf("%w: chunk %d out of order (want %d)", ErrOrigin, index, c.next)
+	}
+	if err := blob.VerifyChunk(c.m, index, chunk); err != nil {
+		return fmt.Errorf("%w: %w", ErrMismatch, err)
+	}
+	if _, err := c.f.WriteAt(chunk, int64(index)*blob.MaxChunkSize); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
+	h := sha256.Sum256(chunk)
+	c.batch.Set(partKey(c.id, index), h[:])
+	c.next++
+	if c.pending++; c.pending >= syncEvery {
+		return c.flush()
+	}
+	return nil
+}
+
+// flush syncs the file and then records the chunks written since the last
+// flush.
+func (c *cacheFile) flush() error {
+	if c.pending == 0 {
+		return nil
+	}
+	if err := c.f.Sync(); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
+	if c.created {
+		if err := syncDir(c.s.uploadDir()); err != nil {
+			return err
+		}
+		c.created = false
+	}
+	// A fetch cut short by its context still records what it wrote.
+	if err := c.s.db.Commit(context.WithoutCancel(c.ctx), c.batch); err != nil {
+		return err
+	}
+	c.s.m.parts.Add(float64(c.pending))
+	c.batch, c.pending = c.s.db.NewBatch(), 0
+	return nil
+}
+
+// StreamFetcher is the Fetcher of the blob fetch protocol over libp2p
+// (spec 08 §12).
+type StreamFetcher struct {
+	h       host.Host
+	proto   protocol.ID
+	timeout time.Duration
+}
+
+var _ Fetcher = (*StreamFetcher)(nil)
+
+// NewStreamFetcher returns a fetcher that opens streams of protocol proto
+// on h (the node's p2p host must know the origin's addresses), each step
+// bounded by cfg.FetchTimeout.
+func NewStreamFetcher(h host.Host, proto protocol.ID, cfg Config) *StreamFetcher {
+	return &StreamFetcher{h: h, proto: proto, timeout: cfg.withDefaults().FetchTimeout}
+}
+
+// Fetch implements Fetcher. Errors: ErrNotFound, ErrTakenDown, ErrBusy
+// (the origin's answer), ErrMismatch (a bad manifest or chunk), ErrOrigin
+// (anything else the origin or the network did), and manifest's and put's
+// errors.
+func (f *StreamFetcher) Fetch(ctx context.Context, origin keys.NodeID, addr blob.Address, from uint32, manifest func([]byte) error, put func(uint32, []byte) error) error {
+	pid, err := peer.IDFromBytes(origin.PeerIDBytes())
+	if err != nil {
+		return fmt.Errorf("%w: origin %s: %w", ErrOrigin, origin, err)
+	}
+	octx, cancel := context.WithTimeout(ctx, f.timeout)
+	st, err := f.h.NewStream(octx, pid, f.proto)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: opening a stream to %s: %w", ErrOrigin, origin, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
+	defer func() { _ = st.Reset() }()
+	_ = st.SetWriteDeadline(time.Now().Add(f.timeout))
+	if _, err := st.Write(blob.FetchRequest{Address: addr, From: from}.AppendFrame(nil)); err != nil {
+		return fmt.Errorf("%w: sending the request: %w", ErrOrigin, err)
+	}
+	_ = st.CloseWrite()
+	buf := make([]byte, 0, blob.MaxChunkSize+64)
+	body, err := f.readFrame(st, &buf, 7+blob.MaxManifestSize)
+	if err != nil {
+		return err
+	}
+	a, err := blob.DecodeFetchAnswer(body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrOrigin, err)
+	}
+	switch a.Status {
+	case blob.FetchOK:
+	case blob.FetchNotFound:
+		return fmt.Errorf("%w at the origin %s", ErrNotFound, origin)
+	case blob.FetchTakenDown:
+		return fmt.Errorf("%w at the origin %s", ErrTakenDown, origin)
+	case blob.FetchBusy:
+		return fmt.Errorf("%w: the origin %s is busy", ErrBusy, origin)
+	default:
+		return fmt.Errorf("%w: the origin answered %s", ErrOrigin, a.Status)
+	}
+	m, err := blob.VerifyManifest(addr, a.Manifest)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMismatch, err)
+	}
+	if err := manifest(a.Manifest); err != nil {
+		return err
+	}
+	for i := from; i < m.ChunkCount; i++ {
+		body, err := f.readFrame(st, &buf, 6+blob.MaxChunkSize)
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", i, err)
+		}
+		index, chunk, err := blob.DecodeChunkFrame(body)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %w", ErrOrigin, err)
+		case index != i:
+			return fmt.Errorf("%w: chunk %d where %d was due", ErrOrigin, index, i)
+		}
+		if err := blob.VerifyChunk(m, i, chunk); err != nil {
+			return fmt.Errorf("%w: %w", ErrMismatch, err)
+		}
+		if err := put(i, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFrame reads one frame of at most limit body bytes into *buf.
+func (f *StreamFetcher) readFrame(st network.Stream, buf *[]byte, limit int) ([]byte, error) {
+	_ = st.SetReadDeadline(time.Now().Add(f.timeout))
+	var p [blob.FramePrefixLen]byte
+	if _, err := io.ReadFull(st, p[:]); err != nil {
+		return nil, fmt.Errorf("%w: reading a frame: %w", ErrOrigin, err)
+	}
+	n, err := blob.FrameLen(p)
+	if err == nil && n > limit {
+		err = fmt.Errorf("%d bytes, limit %d", n, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: frame length: %w", ErrOrigin, err)
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if _, err := io.ReadFull(st, b); err != nil {
+		return nil, fmt.Errorf("%w: reading a frame: %w", ErrOrigin, err)
+	}
+	return b, nil
+}
+
+// ServeFetch returns the handler of the blob fetch protocol (spec 08 §12)
+// to register on the node's p2p host: it answers one request per stream
+// with the blob's manifest and its chunks from the one asked for, or with
+// a status (not found, taken down, bad request, busy beyond
+// Config.MaxFetchServes at once). A malformed request resets the stream.
+// Streams stop when ctx ends.
+func (s *Store) ServeFetch(ctx context.Context) network.StreamHandler {
+	return func(st network.Stream) { s.serveFetch(ctx, st, nil) }
+}
+
+// serveFetch serves st; tamper, for tests, may alter each chunk sent.
+func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(uint32, []byte)) {
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
+	timeout := s.cfg.FetchTimeout
+	_ = st.SetReadDeadline(time.Now().Add(timeout))
+	var p [blob.FramePrefixLen]byte
+	var body [64]byte
+	n, err := 0, error(nil)
+	if _, err = io.ReadFull(st, p[:]); err == nil {
+		if n, err = blob.FrameLen(p); err == nil && n > len(body) {
+			err = fmt.Errorf("request of %d bytes", n)
+		}
+	}
+	if err == nil {
+		_, err = io.ReadFull(st, body[:n])
+	}
+	var req blob.FetchRequest
+	if err == nil {
+		req, err = blob.DecodeFetchRequest(body[:n])
+	}
+	if err != nil {
+		s.m.served.WithLabelValues("malformed").Inc()
+		s.log.Debug("bad blob fetch request", "peer", st.Conn().RemotePeer(), "err", err)
+		_ = st.Reset()
+		return
+	}
+	_ = st.SetWriteDeadline(time.Now().Add(timeout))
+	answer := func(status blob.FetchStatus) {
+		s.m.served.WithLabelValues(status.String()).Inc()
+		frame, _ := blob.FetchAnswer{Status: status}.AppendFrame(nil)
+		_, _ = st.Write(frame)
+		_ = st.Close()
+	}
+	select {
+	case s.serving <- struct{}{}:
+		defer func() { <-s.serving }()
+	default:
+		answer(blob.FetchBusy)
+		return
+	}
+	raw, err := s.Manifest(ctx, req.Address)
+	var file *os.File
+	if err == nil {
+		file, _, err = s.Open(ctx, req.Address)
+	}
+	switch {
+	case errors.Is(err, ErrTakenDown):
+		answer(blob.FetchTakenDown)
+		return
+	case errors.Is(err, ErrNotFound):
+		answer(blob.FetchNotFound)
+		return
+	case err != nil:
+		s.log.Error("serving a blob fetch", "err", err)
+		_ = st.Reset()
+		return
+	}
+	defer func() { _ = file.Close() }()
+	m, err := blob.ParseManifest(raw)
+	if err != nil {
+		s.log.Error("serving a blob fetch: stored manifest", "address", req.Address.String(), "err", err)
+		_ = st.Reset()
+		return
+	}
+	if req.From > m.ChunkCount {
+		answer(blob.FetchBadRequest)
+		return
+	}
+	frame, err := blob.FetchAnswer{Status: blob.FetchOK, Manifest: raw}.AppendFrame(nil)
+	if err == nil {
+		_, err = st.Write(frame)
+	}
+	total := CipherSize(m.Size)
+	chunk := make([]byte, blob.MaxChunkSize)
+	out := make([]byte, 0, blob.FramePrefixLen+6+blob.MaxChunkSize)
+	for i := req.From; err == nil && i < m.ChunkCount; i++ {
+		off := uint64(i) * blob.MaxChunkSize
+		c := chunk[:min(blob.MaxChunkSize, total-off)]
+		if _, err = file.ReadAt(c, int64(off)); err != nil {
+			break
+		}
+		if tamper != nil {
+			tamper(i, c)
+		}
+		_ = st.SetWriteDeadline(time.Now().Add(timeout))
+		_, err = st.Write(blob.AppendChunkFrame(out[:0], i, c))
+	}
+	if err != nil {
+		s.m.served.WithLabelValues("failed").Inc()
+		s.log.Debug("serving a blob fetch", "address", req.Address.String(), "err", err)
+		_ = st.Reset()
+		return
+	}
+	s.m.served.WithLabelValues(blob.FetchOK.String()).Inc()
+	_ = st.Close()
+}
