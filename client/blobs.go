@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -202,7 +203,20 @@ func decodeAnswer(r io.Reader, out interface{ check() error }) error {
 func (c *Client) BlobManifest(ctx context.Context, addr blob.Address) (*blob.Manifest, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.raw(ctx, http.MethodGet, "/v1/blobs/"+addr.String()+"/manifest", nil, nil, http.StatusOK)
+	return c.blobManifest(ctx, addr, "")
+}
+
+// originQuery is the query that asks the node to fetch a blob from its
+// origin node first if it does not hold it (spec 09 §9).
+func originQuery(origin keys.NodeID) string {
+	if origin == (keys.NodeID{}) {
+		return ""
+	}
+	return "?origin=" + url.QueryEscape(origin.String())
+}
+
+func (c *Client) blobManifest(ctx context.Context, addr blob.Address, query string) (*blob.Manifest, error) {
+	resp, err := c.raw(ctx, http.MethodGet, "/v1/blobs/"+addr.String()+"/manifest"+query, nil, nil, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
@@ -341,13 +355,22 @@ type GetBlobOptions struct {
 	IdleTimeout time.Duration
 }
 
-// GetBlob downloads the blob link names from this client's node and
+// GetBlob downloads the blob link names from this client's node, which
+// first fetches it from the link's origin node if it does not hold it
+// (spec 08 §12: that first request waits for the whole fetch, bounded by
+// ctx and the nodes' deadlines, not by the client's request timeout), and
 // writes its plaintext to w, verifying the manifest against the address,
 // the key against the manifest, and every chunk as it arrives (spec 08 §7).
 // A chunk that fails stops the download with a *blob.ChunkError naming it;
 // what w received before it is authentic but incomplete.
 func (c *Client) GetBlob(ctx context.Context, link blob.Link, w io.Writer, opts GetBlobOptions) error {
-	m, err := c.BlobManifest(ctx, link.Address)
+	q := originQuery(link.Origin)
+	mctx, mcancel := ctx, context.CancelFunc(func() {})
+	if q == "" {
+		mctx, mcancel = context.WithTimeout(ctx, c.timeout)
+	}
+	m, err := c.blobManifest(mctx, link.Address, q)
+	mcancel()
 	if err != nil {
 		return err
 	}
@@ -359,7 +382,7 @@ func (c *Client) GetBlob(ctx context.Context, link blob.Link, w io.Writer, opts 
 	defer cancel()
 	watchdog := newWatchdog(idle, cancel)
 	defer watchdog.stop()
-	resp, err := c.raw(ctx, http.MethodGet, "/v1/blobs/"+link.Address.String(), nil, nil, http.StatusOK)
+	resp, err := c.raw(ctx, http.MethodGet, "/v1/blobs/"+link.Address.String()+q, nil, nil, http.StatusOK)
 	if err != nil {
 		return err
 	}

@@ -30,15 +30,27 @@ var blobErrors = map[error]error{
 	blobs.ErrTakenDown:      api.ErrTakenDown,
 }
 
+// fetchErrors maps the errors of a fetch from another node (spec 08 §12)
+// that blobErrors would present as the client's fault or as an upload's.
+var fetchErrors = map[error]error{
+	blobs.ErrOrigin:   api.ErrBusy,
+	blobs.ErrMismatch: api.ErrBusy,
+	blobs.ErrBusy:     api.ErrBusy,
+}
+
 // blobsAdapter presents node/blobs to the client API (spec 09 §9).
 // blobsAdapter serves the blob store; an upload's declared size is charged
 // to the account's blob budget when it is created.
 type blobsAdapter struct {
 	s   *blobs.Store
 	lim *ratelimit.Accounts
+	f   blobs.Fetcher // nil: local blobs only
 }
 
-var _ api.Blobs = blobsAdapter{}
+var (
+	_ api.Blobs       = blobsAdapter{}
+	_ api.BlobFetcher = blobsAdapter{}
+)
 
 func apiUpload(u blobs.Upload) api.BlobUpload {
 	return api.BlobUpload{ID: u.ID, Size: u.Size, Stored: u.Stored, PartSize: u.PartSize, Parts: u.Parts, Done: u.Done, Expires: u.Expires}
@@ -90,4 +102,17 @@ func (a blobsAdapter) BlobManifest(ctx context.Context, addr blob.Address) ([]by
 
 func (a blobsAdapter) DeleteBlob(ctx context.Context, acct keys.AccountID, addr blob.Address) error {
 	return mapErr(a.s.Delete(ctx, acct, addr), blobErrors)
+}
+
+// FetchBlob fetches the blob at addr from origin unless it is held here
+// (spec 08 §12).
+func (a blobsAdapter) FetchBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) error {
+	if a.f == nil {
+		return nil
+	}
+	_, err := a.s.Fetch(ctx, a.f, origin, addr)
+	if mapped := mapErr(err, fetchErrors); mapped != err { //nolint:errorlint // identity: was it mapped?
+		return mapped
+	}
+	return mapErr(err, blobErrors)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +11,21 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/protocol/blob"
+	"github.com/parley-chat/parley/protocol/keys"
 	"github.com/parley-chat/parley/protocol/wire"
 )
+
+// BlobFetcher is implemented by a Blobs that can fetch a blob it does not
+// hold from the blob's origin node (spec 08 §12). The download endpoints
+// call it when the request names another node as origin; without it they
+// serve local blobs only.
+type BlobFetcher interface {
+	// FetchBlob makes sure the blob at addr is held here, fetching it
+	// from origin if it is not. Errors: ErrBlobNotFound (not at the
+	// origin either), ErrTakenDown, ErrBlobTooLarge, ErrNodeFull, ErrBusy
+	// (the origin is unreachable, busy or sent bad data; retry later).
+	FetchBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) error
+}
 
 // Blob endpoints (spec 09 §9): resumable uploads of ciphertext in parts,
 // and downloads of stored blobs by address with range requests. Bodies of
@@ -165,6 +179,28 @@ func addressParam(r *http.Request) (blob.Address, error) {
 		return a, badRequest("path: not a blob address (blob_...)")
 	}
 	return a, nil
+}
+
+// fetchFromOrigin fetches the blob at addr from the node the "origin"
+// query parameter names, if it names one other than this node and the
+// blob store can fetch (spec 09 §9). A blob held here is not fetched.
+func (s *Server) fetchFromOrigin(r *http.Request, addr blob.Address) error {
+	v, ok := r.URL.Query()["origin"]
+	if !ok {
+		return nil
+	}
+	if len(v) != 1 {
+		return badRequest("query: origin given %d times", len(v))
+	}
+	origin, err := keys.ParseNodeID(v[0])
+	if err != nil {
+		return badRequest("query: origin is not a node ID")
+	}
+	f, ok := s.deps.Blobs.(BlobFetcher)
+	if !ok || origin.String() == s.cfg.NodeID {
+		return nil
+	}
+	return f.FetchBlob(r.Context(), origin, addr)
 }
 
 // checkOctetStream requires Content-Type application/octet-stream, without
@@ -327,10 +363,14 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 func (p *progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 // spec 09 §9: any authenticated account may download any blob by address;
-// it is ciphertext, and its address cannot be guessed.
+// it is ciphertext, and its address cannot be guessed. With ?origin=, a
+// blob this node lacks is fetched from that node first.
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	addr, err := addressParam(r)
 	if err != nil {
+		return err
+	}
+	if err := s.fetchFromOrigin(r, addr); err != nil {
 		return err
 	}
 	content, info, err := s.deps.Blobs.OpenBlob(r.Context(), addr)
@@ -346,10 +386,13 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// spec 09 §9
+// spec 09 §9; with ?origin=, as getBlob.
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 	addr, err := addressParam(r)
 	if err != nil {
+		return err
+	}
+	if err := s.fetchFromOrigin(r, addr); err != nil {
 		return err
 	}
 	m, err := s.deps.Blobs.BlobManifest(r.Context(), addr)

@@ -364,3 +364,66 @@ func TestBlobsOptional(t *testing.T) {
 		t.Fatalf("POST /v1/uploads without Blobs = %d %s", status, body)
 	}
 }
+
+// fetchingBlobs is a fakeBlobs that can fetch from other nodes: a fetch
+// stores the blob, or fails with err.
+type fetchingBlobs struct {
+	*fakeBlobs
+	origins []keys.NodeID
+	err     error
+}
+
+func (f *fetchingBlobs) FetchBlob(_ context.Context, origin keys.NodeID, addr blob.Address) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.origins = append(f.origins, origin)
+	if f.err != nil {
+		return f.err
+	}
+	f.stored[addr] = []byte("fetched")
+	return nil
+}
+
+// spec 09 §9, spec 08 §12: ?origin= naming another node makes the node
+// fetch the blob first; naming this node, or no origin, does not; a bad
+// origin is 400; a fetch's errors map to their statuses.
+func TestBlobOrigin(t *testing.T) {
+	fb := &fetchingBlobs{fakeBlobs: newFakeBlobs()}
+	h := newHarness(t, func(c *Config, d *Deps) {
+		noLimits(c, d)
+		d.Blobs = fb
+	})
+	other, err := keys.NodeKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := h.bob.token
+	_, _, addr := sealTestBlob(t, 10)
+	path := "/v1/blobs/" + addr.String()
+
+	if status, _, body := h.do(request{method: "GET", path: path + "?origin=" + h.fake.node.Public().String(), token: tok}); status != 404 || len(fb.origins) != 0 {
+		t.Fatalf("GET with this node as origin = %d %s, %d fetches", status, body, len(fb.origins))
+	}
+	if status, _, body := h.do(request{method: "GET", path: path + "?origin=nonsense", token: tok}); status != 400 || len(fb.origins) != 0 {
+		t.Fatalf("GET with a bad origin = %d %s", status, body)
+	}
+	fb.err = fmt.Errorf("wrapped: %w", ErrTakenDown)
+	if status, _, body := h.do(request{method: "GET", path: path + "/manifest?origin=" + other.Public().String(), token: tok}); status != 410 || errorCode(body) != "taken_down" {
+		t.Fatalf("GET manifest of a blob taken down at the origin = %d %s", status, body)
+	}
+	fb.err = fmt.Errorf("wrapped: %w", ErrBusy)
+	if status, _, body := h.do(request{method: "GET", path: path + "?origin=" + other.Public().String(), token: tok}); status != 503 {
+		t.Fatalf("GET with the origin unreachable = %d %s", status, body)
+	}
+	fb.err = nil
+	status, _, body := h.do(request{method: "GET", path: path + "?origin=" + other.Public().String(), token: tok})
+	if status != 200 || string(body) != "fetched" {
+		t.Fatalf("GET after a fetch = %d %s", status, body)
+	}
+	if status, _, body := h.do(request{method: "GET", path: path + "/manifest?origin=" + other.Public().String(), token: tok}); status != 200 {
+		t.Fatalf("GET manifest after a fetch = %d %s", status, body)
+	}
+	if len(fb.origins) != 4 || fb.origins[3] != other.Public() {
+		t.Fatalf("fetches from %v, want 4 from %v", fb.origins, other.Public())
+	}
+}
