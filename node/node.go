@@ -324,6 +324,12 @@ const (
 	deliverVersion  = "1.0.0"
 )
 
+// The blob fetch stream protocol's name and version (spec 08 §12).
+const (
+	blobFetchProtocol = "blob-fetch"
+	blobFetchVersion  = "1.0.0"
+)
+
 // build creates the subsystems on the open store, in dependency order.
 func (n *Node) build(cfg Config, o options) error {
 	log, reg, id := n.log, n.reg, n.key.Public()
@@ -342,7 +348,8 @@ func (n *Node) build(cfg Config, o options) error {
 	if n.host, err = p2p.New(cfg.p2pConfig(), n.key, p2p.WithLogger(log), p2p.WithRegisterer(reg), p2p.WithClock(o.now), p2p.WithSoftware("parleyd/"+Version)); err != nil {
 		return err
 	}
-	fedOpts := []federation.Option{federation.WithClock(o.now), federation.WithLogger(log), federation.WithRegisterer(reg), federation.WithPenalizer(n.host)}
+	fedOpts := []federation.Option{federation.WithClock(o.now), federation.WithLogger(log), federation.WithRegisterer(reg),
+		federation.WithPenalizer(n.host), federation.WithThrottled(n.host.Throttled)}
 	outbox, err := federation.NewOutbox(n.store, fedOpts...)
 	if err != nil {
 		return err
@@ -401,7 +408,7 @@ func (n *Node) build(cfg Config, o options) error {
 		Sender:   senderAdapter{relay: n.relay, mod: mod, lim: lim},
 		Pairing:  pairingAdapter{l: n.pairing, mod: mod, lim: lim},
 		Reports:  reportsAdapter{r: rep, lim: lim},
-		Blobs:    blobsAdapter{s: n.blobs, lim: lim},
+		Blobs:    blobsAdapter{s: n.blobs, lim: lim, f: blobs.NewStreamFetcher(n.host.Raw(), n.host.ProtocolID(blobFetchProtocol, blobFetchVersion), bCfg)},
 	}, api.WithClock(o.now), api.WithLogger(log), api.WithRegisterer(reg))
 	if err != nil {
 		return err
@@ -479,6 +486,9 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	if err := n.host.SetStreamHandler(forward.Name, forward.Version, n.repIn.StreamHandler(runCtx)); err != nil {
+		return err
+	}
+	if err := n.host.SetStreamHandler(blobFetchProtocol, blobFetchVersion, n.blobs.ServeFetch(runCtx)); err != nil {
 		return err
 	}
 	if err := n.host.Start(runCtx); err != nil {

@@ -224,6 +224,8 @@ func (s *Server) routes() []route {
 		{"nodes_list", Prefix + "nodes", http.MethodGet, s.listNodes},
 		{"nodes_show", Prefix + "nodes/{id}", http.MethodGet, s.showNode},
 		{"nodes_deny", Prefix + "nodes/{id}/deny", http.MethodPost, s.denyNode},
+		{"nodes_throttle", Prefix + "nodes/{id}/throttle", http.MethodPost, s.throttleNode},
+		{"nodes_unthrottle", Prefix + "nodes/{id}/unthrottle", http.MethodPost, s.unthrottleNode},
 		{"nodes_allow", Prefix + "nodes/{id}/allow", http.MethodPost, s.allowNode},
 	}
 }

@@ -16,6 +16,9 @@ type Peers interface {
 	Deny(p peer.ID)
 	Allow(p peer.ID)
 	Denied(p peer.ID) bool
+	Throttle(p peer.ID)
+	Unthrottle(p peer.ID)
+	Throttled(p peer.ID) bool
 	// Peers lists the nodes this one knows, is connected to or denies.
 	Peers() []p2p.PeerInfo
 }
@@ -66,10 +69,11 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
 // Node is a remote node as the API shows it (spec 13 §5): whether it is
 // denied, and the reports this node holds about its users.
 type Node struct {
-	ID      string `json:"id"`
-	Denied  bool   `json:"denied"`
-	Reports int    `json:"reports"` // verified reports about its users (forwarded there)
-	Open    int    `json:"open"`    // of which not resolved here
+	ID        string `json:"id"`
+	Denied    bool   `json:"denied"`
+	Throttled bool   `json:"throttled"`
+	Reports   int    `json:"reports"` // verified reports about its users (forwarded there)
+	Open      int    `json:"open"`    // of which not resolved here
 }
 
 // nodeRef parses the {id} path value, a node's peer ID.
@@ -96,7 +100,8 @@ func (s *Server) showNode(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) writeNode(w http.ResponseWriter, r *http.Request, id keys.NodeID) error {
-	out := Node{ID: id.String(), Denied: s.deps.Peers.Denied(peer.ID(id.PeerIDBytes()))}
+	p := peer.ID(id.PeerIDBytes())
+	out := Node{ID: id.String(), Denied: s.deps.Peers.Denied(p), Throttled: s.deps.Peers.Throttled(p)}
 	list, err := s.deps.Reports.List(r.Context(), 0)
 	if err != nil {
 		return err
@@ -113,6 +118,38 @@ func (s *Server) writeNode(w http.ResponseWriter, r *http.Request, id keys.NodeI
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// throttleNode holds a node's deliveries to the throttled rate (federation's
+// throttled_peer_rate) until unthrottleNode; in memory, like a deny.
+func (s *Server) throttleNode(w http.ResponseWriter, r *http.Request) error {
+	return s.setThrottled(w, r, true)
+}
+
+func (s *Server) unthrottleNode(w http.ResponseWriter, r *http.Request) error {
+	return s.setThrottled(w, r, false)
+}
+
+func (s *Server) setThrottled(w http.ResponseWriter, r *http.Request, on bool) error {
+	if s.deps.Peers == nil {
+		return errNotFound
+	}
+	if err := requireNoBody(r); err != nil {
+		return err
+	}
+	id, err := nodeRef(r)
+	if err != nil {
+		return err
+	}
+	p := peer.ID(id.PeerIDBytes())
+	if on {
+		s.deps.Peers.Throttle(p)
+		s.log.Info("admin throttled node", "node", id.String())
+	} else {
+		s.deps.Peers.Unthrottle(p)
+		s.log.Info("admin unthrottled node", "node", id.String())
+	}
+	return s.writeNode(w, r, id)
 }
 
 // denyNode refuses all connections to and from a node (the connection

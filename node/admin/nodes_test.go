@@ -21,13 +21,21 @@ import (
 var _ admin.Peers = (*p2p.Host)(nil)
 
 type fakePeers struct {
-	mu     sync.Mutex
-	denied map[peer.ID]bool
+	mu        sync.Mutex
+	denied    map[peer.ID]bool
+	throttled map[peer.ID]bool
 }
 
 func (f *fakePeers) Deny(p peer.ID)        { f.mu.Lock(); f.denied[p] = true; f.mu.Unlock() }
 func (f *fakePeers) Allow(p peer.ID)       { f.mu.Lock(); delete(f.denied, p); f.mu.Unlock() }
 func (f *fakePeers) Peers() []p2p.PeerInfo { return nil }
+func (f *fakePeers) Throttle(p peer.ID)    { f.mu.Lock(); f.throttled[p] = true; f.mu.Unlock() }
+func (f *fakePeers) Unthrottle(p peer.ID)  { f.mu.Lock(); delete(f.throttled, p); f.mu.Unlock() }
+func (f *fakePeers) Throttled(p peer.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.throttled[p]
+}
 func (f *fakePeers) Denied(p peer.ID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -71,7 +79,7 @@ func (e *env) reportRemote(a user, remote keys.NodeKey) {
 // spec 13 §5, DESIGN §3.7: the operator sees the verified reports about a
 // remote node's users and can deny (defederate) and allow it.
 func TestNodes(t *testing.T) {
-	peers := &fakePeers{denied: map[peer.ID]bool{}}
+	peers := &fakePeers{denied: map[peer.ID]bool{}, throttled: map[peer.ID]bool{}}
 	e := newEnvWith(t, func(d *admin.Deps) { d.Peers = peers })
 	remote, _ := keys.GenerateNodeKey(rand.Reader)
 	a := e.register("alice")
@@ -90,6 +98,14 @@ func TestNodes(t *testing.T) {
 	e.call("POST", path+"/allow", "", &n)
 	if n.Denied {
 		t.Fatalf("allow = %+v", n)
+	}
+	e.call("POST", path+"/throttle", "", &n)
+	if !n.Throttled || !peers.Throttled(peer.ID(remote.Public().PeerIDBytes())) {
+		t.Fatalf("throttle = %+v", n)
+	}
+	e.call("POST", path+"/unthrottle", "", &n)
+	if n.Throttled {
+		t.Fatalf("unthrottle = %+v", n)
 	}
 	if r := e.do("GET", "/admin/v1/nodes/nope", e.token, "", ""); r.status != 400 {
 		t.Errorf("GET nodes/nope = %d %s, want 400", r.status, r.body)

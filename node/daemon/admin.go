@@ -39,6 +39,7 @@ Commands (they call the running node's admin API, spec/10-admin-api.md):
   reports resolve ID [--note TEXT]         mark a report resolved
   nodes list                               the nodes this one knows: state, software, last seen, addresses
   nodes show|deny|allow PEER_ID            reports about a remote node's users; defederate it or allow it again
+  nodes throttle|unthrottle PEER_ID        hold a node's deliveries to federation.throttled_peer_rate, or lift it
   lottery audit --epoch N                  recompute a past lottery epoch and check its pairs
   token                                    create DIR/admin.token if it is missing (no node needed)
 
@@ -94,6 +95,8 @@ var adminFlagsFor = map[string][]string{
 	"nodes show":          nil,
 	"nodes deny":          nil,
 	"nodes allow":         nil,
+	"nodes throttle":      nil,
+	"nodes unthrottle":    nil,
 	"accounts show":       nil,
 	"invite":              nil,
 	"reports show":        nil,
@@ -103,7 +106,7 @@ var adminFlagsFor = map[string][]string{
 // adminArgs is how many positional arguments follow each command.
 var adminArgs = map[string]int{
 	"accounts show": 1, "accounts suspend": 1, "accounts unsuspend": 1, "accounts throttle": 1, "accounts unthrottle": 1,
-	"reports show": 1, "reports resolve": 1, "nodes show": 1, "nodes deny": 1, "nodes allow": 1,
+	"reports show": 1, "reports resolve": 1, "nodes show": 1, "nodes deny": 1, "nodes allow": 1, "nodes throttle": 1, "nodes unthrottle": 1,
 }
 
 func cmdAdmin(ctx context.Context, e Env) error {
@@ -376,7 +379,7 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adm
 		var l admin.PeerList
 		raw, err = c.do(ctx, http.MethodGet, "nodes", nil, &l)
 		out = func() { printPeers(w, l) }
-	case "nodes show", "nodes deny", "nodes allow":
+	case "nodes show", "nodes deny", "nodes allow", "nodes throttle", "nodes unthrottle":
 		method, path := http.MethodGet, "nodes/"+esc(cmd.words[0])
 		if name != "nodes show" {
 			method, path = http.MethodPost, path+"/"+strings.TrimPrefix(name, "nodes ")
@@ -387,6 +390,9 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adm
 			state := "allowed"
 			if n.Denied {
 				state = "denied"
+			}
+			if n.Throttled {
+				state += ", throttled"
 			}
 			fmt.Fprintf(w, "node:    %s\nstate:   %s\nreports: %d about its users (%d open)\n", n.ID, state, n.Reports, n.Open)
 		}

@@ -148,9 +148,12 @@ type fakePeers struct {
 	denied map[peer.ID]bool
 }
 
-func (f *fakePeers) Deny(p peer.ID)        { f.mu.Lock(); f.denied[p] = true; f.mu.Unlock() }
-func (f *fakePeers) Allow(p peer.ID)       { f.mu.Lock(); delete(f.denied, p); f.mu.Unlock() }
-func (f *fakePeers) Peers() []p2p.PeerInfo { return nil }
+func (f *fakePeers) Deny(p peer.ID)         { f.mu.Lock(); f.denied[p] = true; f.mu.Unlock() }
+func (f *fakePeers) Allow(p peer.ID)        { f.mu.Lock(); delete(f.denied, p); f.mu.Unlock() }
+func (f *fakePeers) Peers() []p2p.PeerInfo  { return nil }
+func (f *fakePeers) Throttle(peer.ID)       {}
+func (f *fakePeers) Unthrottle(peer.ID)     {}
+func (f *fakePeers) Throttled(peer.ID) bool { return false }
 func (f *fakePeers) Denied(p peer.ID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/protocol/wire"
@@ -45,6 +47,10 @@ type Config struct {
 	// quiet spell. Default 8192; at least wire.MaxDeliverEnvelopes, so that
 	// every valid Batch can pass.
 	PeerBurst int `toml:"peer_burst" comment:"Envelopes one peer may deliver in a burst (default 8192, at least 1024)."`
+	// ThrottledPeerRate is PeerRate for a peer the operator throttles
+	// (parleyd admin nodes throttle); its burst is one full batch
+	// (wire.MaxDeliverEnvelopes). Default 20.
+	ThrottledPeerRate float64 `toml:"throttled_peer_rate" comment:"Envelopes per second a throttled peer may deliver (default 20; burst one full batch)."`
 	// MaxPeers is how many peers' rate-limit buckets are kept. Default 4096.
 	MaxPeers int `toml:"max_peers" comment:"Peers whose delivery rate is tracked (default 4096)."`
 }
@@ -71,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.PeerRate < 0 || c.PeerRate > 1e6 {
 		errs = append(errs, fmt.Errorf("federation: peer_rate %v is not 0 to 1e6", c.PeerRate))
+	}
+	if c.ThrottledPeerRate < 0 || c.ThrottledPeerRate > 1e6 {
+		errs = append(errs, fmt.Errorf("federation: throttled_peer_rate %v is not 0 to 1e6", c.ThrottledPeerRate))
 	}
 	if c.PeerBurst != 0 && c.PeerBurst < wire.MaxDeliverEnvelopes {
 		errs = append(errs, fmt.Errorf("federation: peer_burst %d is below %d", c.PeerBurst, wire.MaxDeliverEnvelopes))
@@ -105,6 +114,9 @@ func (c Config) withDefaults() Config {
 	if c.PeerRate == 0 {
 		c.PeerRate = 5000
 	}
+	if c.ThrottledPeerRate == 0 {
+		c.ThrottledPeerRate = 20
+	}
 	if c.PeerBurst == 0 {
 		c.PeerBurst = 8192
 	}
@@ -119,6 +131,7 @@ type options struct {
 	logger    *slog.Logger
 	reg       prometheus.Registerer
 	penalizer PeerPenalizer
+	throttled func(peer.ID) bool
 }
 
 // Option is a test seam or wiring choice for NewOutbox, NewSender and
@@ -135,6 +148,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithRegisterer registers the metrics with r. The sender and the handler
 // may share one registerer: they share the metric families.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
+
+// WithThrottled tells the handler which peers the operator throttles; they
+// are held to Config.ThrottledPeerRate. Default: none.
+func WithThrottled(throttled func(peer.ID) bool) Option {
+	return func(o *options) { o.throttled = throttled }
+}
 
 // WithPenalizer makes the handler report peers that send malformed or
 // oversized frames to p (the p2p layer lowers their score).

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -259,10 +261,24 @@ func TestForgedStamp(t *testing.T) {
 // spec 12-delivery §3: a peer over its rate limit gets a busy ack and
 // nothing is stored for that batch.
 func TestBusy(t *testing.T) {
-	clock := fakeclock.New(time.Now())
 	cfg := testCfg()
 	cfg.PeerRate, cfg.PeerBurst = 1, wire.MaxDeliverEnvelopes
-	b := start(t, newKey(t), nil, nodeOpts{cfg: cfg, clock: clock})
+	testBusy(t, nodeOpts{cfg: cfg, clock: fakeclock.New(time.Now())})
+}
+
+// spec 12-delivery §3, 13: a peer the operator throttles is held to
+// throttled_peer_rate, whatever peer_rate allows others.
+func TestThrottledPeer(t *testing.T) {
+	cfg := testCfg()
+	cfg.ThrottledPeerRate = 1
+	testBusy(t, nodeOpts{cfg: cfg, clock: fakeclock.New(time.Now()),
+		extra: []federation.Option{federation.WithThrottled(func(peer.ID) bool { return true })}})
+}
+
+// testBusy sends two batches of 600 envelopes at once: the first is taken,
+// the second answered busy.
+func testBusy(t *testing.T, o nodeOpts) {
+	b := start(t, newKey(t), nil, o)
 	k := newKey(t)
 	envs := make([]*envelope.Envelope, 600)
 	for i := range envs {

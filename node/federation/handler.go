@@ -42,6 +42,8 @@ type Handler struct {
 	cfg       Config
 	inbox     Inbox
 	limiter   *ratelimit.Limiter
+	slow      *ratelimit.Limiter // for throttled peers
+	throttled func(peer.ID) bool // nil: none
 	penalizer PeerPenalizer
 	now       func() time.Time
 	log       *slog.Logger
@@ -64,10 +66,17 @@ func NewHandler(cfg Config, inbox Inbox, opts ...Option) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
+	slow, err := ratelimit.New(ratelimit.Limit{Rate: cfg.ThrottledPeerRate, Burst: wire.MaxDeliverEnvelopes}, cfg.MaxPeers,
+		ratelimit.WithClock(o.now), ratelimit.WithName("fed_peer_throttled"), ratelimit.WithRegisterer(o.reg))
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
 	return &Handler{
 		cfg:       cfg,
 		inbox:     inbox,
 		limiter:   lim,
+		slow:      slow,
+		throttled: o.throttled,
 		penalizer: o.penalizer,
 		now:       o.now,
 		log:       o.logger.With("subsystem", "federation"),
@@ -141,7 +150,11 @@ func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.
 	}
 
 	ack := &fed.Ack{Seq: batch.Seq}
-	if ok, retry := h.limiter.AllowN(string(remote), len(batch.Envelopes)); !ok {
+	lim := h.limiter
+	if h.throttled != nil && h.throttled(remote) {
+		lim = h.slow
+	}
+	if ok, retry := lim.AllowN(string(remote), len(batch.Envelopes)); !ok {
 		ack.Busy = true
 		// Config.Validate keeps every Batch within the burst, so retry
 		// is finite.

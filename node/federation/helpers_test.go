@@ -71,6 +71,7 @@ type nodeOpts struct {
 	cfg   federation.Config
 	inbox func(relay *relay.Relay) federation.Inbox
 	clock *fakeclock.Clock // for the federation package only
+	extra []federation.Option
 }
 
 func newKey(tb testing.TB) keys.NodeKey {
@@ -124,7 +125,7 @@ func start(tb testing.TB, k keys.NodeKey, disk *storetest.Disk, o nodeOpts) *tno
 	if o.inbox != nil {
 		inbox = o.inbox(n.relay)
 	}
-	h, err := federation.NewHandler(o.cfg, inbox, fopts...)
+	h, err := federation.NewHandler(o.cfg, inbox, append(fopts, o.extra...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

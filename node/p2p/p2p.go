@@ -150,6 +150,7 @@ type Host struct {
 	lastSeq   uint64
 	lastPub   time.Time
 	penalties map[peer.ID]int // Penalize's counts, at most maxPenalized peers
+	throttled map[peer.ID]bool
 }
 
 // PrivKey converts a node key to the matching libp2p private key; its peer
@@ -575,6 +576,33 @@ func (x *Host) Penalize(p peer.ID, reason string) {
 		default: // the cut loop is busy: the next penalty tries again
 		}
 	}
+}
+
+// Throttle marks p as throttled by the operator (moderation of a node whose
+// users draw reports, spec 13): the subsystems that serve other nodes hold
+// its traffic to their throttled limits (delivery: federation's
+// throttled_peer_rate). In memory, like Deny. Unthrottle lifts it.
+func (x *Host) Throttle(p peer.ID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.throttled == nil {
+		x.throttled = make(map[peer.ID]bool)
+	}
+	x.throttled[p] = true
+}
+
+// Unthrottle lifts Throttle.
+func (x *Host) Unthrottle(p peer.ID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.throttled, p)
+}
+
+// Throttled reports whether the operator throttles p.
+func (x *Host) Throttled(p peer.ID) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.throttled[p]
 }
 
 // Deny refuses all connections to and from p from now on and closes any
