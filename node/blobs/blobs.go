@@ -679,7 +679,7 @@ func (s *Store) Complete(ctx context.Context, owner keys.AccountID, id UploadID,
 	if err != nil {
 		return Info{}, err
 	}
-	info, keep, err := s.complete(ctx, id, u, manifest)
+	info, keep, err := s.complete(ctx, id, u, manifest, false)
 	if keep {
 		s.unclaim(u)
 	}
@@ -687,8 +687,10 @@ func (s *Store) Complete(ctx context.Context, owner keys.AccountID, id UploadID,
 }
 
 // complete does Complete's work on a claimed upload; keep says the upload
-// is still there.
-func (s *Store) complete(ctx context.Context, id UploadID, u *upload, manifest []byte) (Info, bool, error) {
+// is still there. verified says every chunk in the file was checked
+// against the manifest as it was written (a fetch), so the file is not
+// read again.
+func (s *Store) complete(ctx context.Context, id UploadID, u *upload, manifest []byte, verified bool) (Info, bool, error) {
 	rec := u.rec
 	m, err := blob.ParseManifest(manifest)
 	if err != nil {
@@ -715,8 +717,10 @@ func (s *Store) complete(ctx context.Context, id UploadID, u *upload, manifest [
 		}
 		return Info{}, false, fmt.Errorf("%w: %s", ErrTakenDown, addr)
 	}
-	if err := s.verifyFile(s.uploadPath(id), m); err != nil {
-		return Info{}, true, err
+	if !verified {
+		if err := s.verifyFile(s.uploadPath(id), m); err != nil {
+			return Info{}, true, err
+		}
 	}
 
 	s.blobMu.Lock()
@@ -950,6 +954,21 @@ func (s *Store) Takedown(ctx context.Context, addr blob.Address) error {
 	now := s.now()
 	if err := s.remove(ctx, addr, func(b *store.Batch) { b.Set(takedownKey(addr), encodeTakedown(now)) }); err != nil {
 		return err
+	}
+	// A partial fetch of the address goes too; one in progress is
+	// discarded when it completes.
+	id := cacheID(addr)
+	s.mu.Lock()
+	u := s.uploads[id]
+	drop := u != nil && u.rec.owner == cacheOwner && !u.closing && len(u.inflight) == 0
+	if drop {
+		u.closing = true
+	}
+	s.mu.Unlock()
+	if drop {
+		if err := s.discard(ctx, id, u); err != nil {
+			return err
+		}
 	}
 	s.m.takedowns.Inc()
 	s.log.Info("blob taken down", "address", addr.String())

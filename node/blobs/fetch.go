@@ -29,7 +29,7 @@ import (
 // size is one chunk: each verified chunk is written at its offset and
 // recorded as a received part once the file is synced, so an interrupted
 // fetch resumes from its first missing chunk. Completing it is Complete's
-// work (every chunk checked again, file renamed, blob recorded). Its
+// work (file renamed, blob recorded) but for reading the file again. Its
 // ciphertext size is reserved against the node's quota (not an account's)
 // when the manifest arrives.
 
@@ -158,7 +158,7 @@ func (s *Store) fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr b
 		}
 		return Info{}, err
 	}
-	info, keep, err := s.complete(ctx, c.id, c.u, c.raw)
+	info, keep, err := s.complete(ctx, c.id, c.u, c.raw, true)
 	if keep {
 		s.unclaim(c.u)
 	}

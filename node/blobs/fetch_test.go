@@ -3,6 +3,7 @@ package blobs
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"testing"
 
@@ -195,4 +196,33 @@ func statFile(path string) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// TestTakedownDropsPartialFetch: taking down an address at B drops the
+// chunks a failed fetch left in B's cache (spec 08 §12).
+func TestTakedownDropsPartialFetch(t *testing.T) {
+	p := newFetchPair(t)
+	b := seal(t, 12, 3*blob.MaxChunkSize)
+	p.stored(t, b)
+	ctx := context.Background()
+	p.tamper = func(i uint32, c []byte) {
+		if i == 1 {
+			c[0] ^= 0x80
+		}
+	}
+	if _, err := p.b.s.Fetch(ctx, p.fetcher, p.origin, b.addr); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Fetch from a lying origin: %v", err)
+	}
+	if ids := p.b.s.Uploads(cacheOwner); len(ids) != 1 {
+		t.Fatalf("cache entries %v, want the partial one", ids)
+	}
+	if err := p.b.s.Takedown(ctx, b.addr); err != nil {
+		t.Fatal(err)
+	}
+	if ids := p.b.s.Uploads(cacheOwner); len(ids) != 0 || p.b.s.Usage(cacheOwner) != 0 {
+		t.Fatalf("after the takedown: entries %v, %d bytes", ids, p.b.s.Usage(cacheOwner))
+	}
+	if _, err := os.Stat(p.b.s.uploadPath(cacheID(b.addr))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the partial file is still there: %v", err)
+	}
 }
