@@ -701,19 +701,21 @@ func (r *Relay) commit(ctx context.Context, b *store.Batch, calls []*call) {
 		r.fail(calls, err)
 		return
 	}
+	// Counted before answering, so a sender that reads the metrics once
+	// its send returned sees it.
 	end := r.now()
 	for _, c := range calls {
-		r.finish(c, c.res, nil)
 		r.metrics.sends.WithLabelValues("ok").Inc()
 		r.metrics.duration.Observe(end.Sub(c.queued).Seconds())
+		r.finish(c, c.res, nil)
 	}
 }
 
 // fail answers calls with err.
 func (r *Relay) fail(calls []*call, err error) {
 	for _, c := range calls {
-		r.finish(c, Result{}, err)
 		r.metrics.sends.WithLabelValues("error").Inc()
+		r.finish(c, Result{}, err)
 	}
 }
 
