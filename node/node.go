@@ -318,16 +318,16 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	return n, nil
 }
 
-// The delivery stream protocol's name and version (spec 12).
+// The stream protocols' names and versions (p2p.Host.ProtocolID makes
+// "/parley/<network>/<name>/<version>"; report forwarding's are
+// forward.Name and forward.Version).
 const (
-	deliverProtocol = "deliver"
-	deliverVersion  = "1.0.0"
-)
-
-// The blob fetch stream protocol's name and version (spec 08 §12).
-const (
-	blobFetchProtocol = "blob-fetch"
-	blobFetchVersion  = "1.0.0"
+	deliverProtocol     = "deliver" // spec 12
+	deliverVersion      = "1.0.0"
+	blobFetchProtocol   = "blob-fetch" // spec 08 §12
+	blobFetchVersion    = "1.0.0"
+	pairConfirmProtocol = "pair-confirm" // spec 07 §13.4
+	pairConfirmVersion  = "2.0.0"
 )
 
 // build creates the subsystems on the open store, in dependency order.
@@ -365,7 +365,7 @@ func (n *Node) build(cfg Config, o options) error {
 	}
 	// The lottery's network asks the lottery, built next, to confirm pairs;
 	// it does so only after this node's own draw of the epoch.
-	names := lotterynet.Names{TopicPrefix: n.host.Topic(""), ConfirmProtocol: n.host.ProtocolID("pair-confirm", "2.0.0")}
+	names := lotterynet.Names{TopicPrefix: n.host.Topic(""), ConfirmProtocol: n.host.ProtocolID(pairConfirmProtocol, pairConfirmVersion)}
 	confirm := func(ctx context.Context, q pairing.PairQuery) (bool, error) { return n.pairing.ConfirmPair(ctx, q) }
 	if n.lotNet, err = lotterynet.New(cfg.lotteryNetConfig(), names, n.host.Raw(), n.host.PubSub(), n.key, confirm,
 		lotterynet.WithClock(o.now), lotterynet.WithLogger(log), lotterynet.WithRegisterer(reg), lotterynet.WithPenalizer(n.host),

@@ -176,14 +176,14 @@ func (u *user) must(args ...string) string {
 
 // pairAll runs `parley pair --no-chat` for every user at once and waits
 // for all of them.
-func pairAll(t *testing.T, users ...*user) {
+func pairAll(t *testing.T, extra []string, users ...*user) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	errs := make(chan error, len(users))
 	for _, u := range users {
 		go func() {
-			_, err := u.run(ctx, "pair", "--no-chat")
+			_, err := u.run(ctx, append([]string{"pair", "--no-chat"}, extra...)...)
 			errs <- err
 		}()
 	}
@@ -248,7 +248,7 @@ func TestChatEndToEnd(t *testing.T) {
 	alice, bob := newUser(t, parley, dir, "alice"), newUser(t, parley, dir, "bob")
 	alice.must("register", "--node", d.url, "--username", "alice")
 	bob.must("register", "--node", d.url, "--username", "bob")
-	pairAll(t, alice, bob)
+	pairAll(t, nil, alice, bob)
 
 	secrets := []string{"hello bob, the owl flies at midnight", "hi alice, tangerine submarine 42"}
 	alice.must("send", secrets[0])
@@ -265,7 +265,11 @@ func TestChatEndToEnd(t *testing.T) {
 	carol, dave := newUser(t, parley, dir, "carol"), newUser(t, parley, dir, "dave")
 	carol.must("register", "--node", d.url, "--username", "carol")
 	dave.must("register", "--node", d.url, "--username", "dave")
-	pairAll(t, alice, bob, carol, dave)
+	// alice and bob now avoid each other (spec 07 §2.2); an interest each
+	// shares with one newcomer steers the draw, which could otherwise pair
+	// carol with dave and strand the two.
+	pairAll(t, []string{"--interest", "owls"}, alice, carol)
+	pairAll(t, []string{"--interest", "quinces"}, bob, dave)
 	more := "second round, quince and marmalade"
 	alice.must("send", more)
 	secrets = append(secrets, more)
@@ -322,7 +326,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	alice, bob := newUser(t, parley, dir, "alice"), newUser(t, parley, dir, "bob")
 	alice.must("register", "--node", d.url, "--username", "alice")
 	bob.must("register", "--node", d.url, "--username", "bob")
-	pairAll(t, alice, bob)
+	pairAll(t, nil, alice, bob)
 
 	const n = 20
 	var sent []string
