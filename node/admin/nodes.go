@@ -123,47 +123,27 @@ func (s *Server) writeNode(w http.ResponseWriter, r *http.Request, id keys.NodeI
 // throttleNode holds a node's deliveries to the throttled rate (federation's
 // throttled_peer_rate) until unthrottleNode; in memory, like a deny.
 func (s *Server) throttleNode(w http.ResponseWriter, r *http.Request) error {
-	return s.setThrottled(w, r, true)
+	return s.nodeAction(w, r, "throttled", func(p peer.ID) { s.deps.Peers.Throttle(p) })
 }
 
 func (s *Server) unthrottleNode(w http.ResponseWriter, r *http.Request) error {
-	return s.setThrottled(w, r, false)
-}
-
-func (s *Server) setThrottled(w http.ResponseWriter, r *http.Request, on bool) error {
-	if s.deps.Peers == nil {
-		return errNotFound
-	}
-	if err := requireNoBody(r); err != nil {
-		return err
-	}
-	id, err := nodeRef(r)
-	if err != nil {
-		return err
-	}
-	p := peer.ID(id.PeerIDBytes())
-	if on {
-		s.deps.Peers.Throttle(p)
-		s.log.Info("admin throttled node", "node", id.String())
-	} else {
-		s.deps.Peers.Unthrottle(p)
-		s.log.Info("admin unthrottled node", "node", id.String())
-	}
-	return s.writeNode(w, r, id)
+	return s.nodeAction(w, r, "unthrottled", func(p peer.ID) { s.deps.Peers.Unthrottle(p) })
 }
 
 // denyNode refuses all connections to and from a node (the connection
 // gater) until allowNode; the deny list lives in memory: the node's
 // p2p.deny setting keeps a node denied across restarts.
 func (s *Server) denyNode(w http.ResponseWriter, r *http.Request) error {
-	return s.setDenied(w, r, true)
+	return s.nodeAction(w, r, "denied", func(p peer.ID) { s.deps.Peers.Deny(p) })
 }
 
 func (s *Server) allowNode(w http.ResponseWriter, r *http.Request) error {
-	return s.setDenied(w, r, false)
+	return s.nodeAction(w, r, "allowed", func(p peer.ID) { s.deps.Peers.Allow(p) })
 }
 
-func (s *Server) setDenied(w http.ResponseWriter, r *http.Request, deny bool) error {
+// nodeAction applies act to the node of the path (no body), logs it as
+// "admin <done> node", and answers with the node.
+func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request, done string, act func(peer.ID)) error {
 	if s.deps.Peers == nil {
 		return errNotFound
 	}
@@ -174,13 +154,7 @@ func (s *Server) setDenied(w http.ResponseWriter, r *http.Request, deny bool) er
 	if err != nil {
 		return err
 	}
-	p := peer.ID(id.PeerIDBytes())
-	if deny {
-		s.deps.Peers.Deny(p)
-		s.log.Info("admin denied node", "node", id.String())
-	} else {
-		s.deps.Peers.Allow(p)
-		s.log.Info("admin allowed node", "node", id.String())
-	}
+	act(peer.ID(id.PeerIDBytes()))
+	s.log.Info("admin "+done+" node", "node", id.String())
 	return s.writeNode(w, r, id)
 }
