@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/parley-chat/parley/node/reports/forward"
+	"github.com/parley-chat/parley/node/store"
 
 	"github.com/parley-chat/parley/node/api"
 	"github.com/parley-chat/parley/node/mailbox"
@@ -244,4 +248,19 @@ func (a reportsAdapter) Submit(ctx context.Context, acct keys.AccountID, d *disc
 		})
 	}
 	return api.Receipt{ID: rc.ID, Received: rc.Received}, nil
+}
+
+// reportForwarder queues a report about a remote user for its home node,
+// and counts it against that node (moderation.NodeWatch: a node whose users
+// keep drawing verified reports is throttled).
+type reportForwarder struct {
+	ob    *forward.Outbox
+	watch *moderation.NodeWatch
+}
+
+var _ reports.Forwarder = reportForwarder{}
+
+func (f reportForwarder) Enqueue(b *store.Batch, to keys.NodeID, id [32]byte, enc []byte, now time.Time) {
+	f.ob.Enqueue(b, to, id, enc, now)
+	f.watch.Reported(to)
 }

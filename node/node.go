@@ -390,8 +390,14 @@ func (n *Node) build(cfg Config, o options) error {
 	if err != nil {
 		return err
 	}
+	watch, err := moderation.NewNodeWatch(cfg.Moderation, func(id keys.NodeID) { n.host.Throttle(p2p.PeerID(id)) },
+		moderation.WithClock(o.now), moderation.WithLogger(log), moderation.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
 	repOutbox := forward.NewOutbox(n.store)
-	rep := reports.New(n.store, rms, o.now, reports.WithPolicy(mod), reports.WithForwarder(repOutbox), reports.WithLogger(log), reports.WithRegisterer(reg))
+	rep := reports.New(n.store, rms, o.now, reports.WithPolicy(mod), reports.WithForwarder(reportForwarder{ob: repOutbox, watch: watch}),
+		reports.WithLogger(log), reports.WithRegisterer(reg))
 	fwdOpts := []forward.Option{forward.WithClock(o.now), forward.WithLogger(log), forward.WithRegisterer(reg), forward.WithPenalizer(n.host)}
 	if n.repOut, err = forward.NewSender(cfg.ReportForward, repOutbox, n.host.Raw(), n.host.ProtocolID(forward.Name, forward.Version), fwdOpts...); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/node/internal/poll"
+	"github.com/parley-chat/parley/node/p2p"
 	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/protocol/disclosure"
 	"github.com/parley-chat/parley/protocol/envelope"
@@ -32,6 +33,7 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 	})
 	b := startFedNodeWith(t, t.TempDir(), epoch, func(c *node.Config) {
 		c.ReportForward.BackoffBase = 50 * time.Millisecond
+		c.Moderation.ThrottleNodeReports = 1 // spec 13 §3.1, at one report for the test
 	}, a.n.P2PAddrs()...)
 	mallory, bob := newTUser(ctx, t, a.url, "mallory"), newTUser(ctx, t, b.url, "bob")
 	pairWith(ctx, t, "x", mallory, bob)
@@ -78,6 +80,10 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 	}
 	if _, err := bob.c.Report(ctx, d); err != nil {
 		t.Fatalf("bob's report: %v", err)
+	}
+	// B's node-level policy: A's users drew a verified report, B throttles A.
+	if !b.n.P2P().Throttled(p2p.PeerID(a.n.ID())) {
+		t.Error("B did not throttle A after the report about A's user")
 	}
 
 	// A suspends mallory: her session ends.

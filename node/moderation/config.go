@@ -22,6 +22,11 @@ type Config struct {
 	// SuspendReporters suspends an account once this many distinct
 	// reporters reported it within Window. Default 5; -1 switches it off.
 	SuspendReporters int `toml:"suspend_reporters" comment:"Suspend an account after this many distinct reporters within the window (default 5; -1: never)."`
+	// ThrottleNodeReports throttles a remote node (p2p.Host.Throttle:
+	// its deliveries held to federation.throttled_peer_rate) once this
+	// node's users filed this many verified reports about its users within
+	// Window. Default 10; -1 switches it off. Counted in memory.
+	ThrottleNodeReports int `toml:"throttle_node_reports" comment:"Throttle a remote node after this many verified reports about its users within the window (default 10; -1: never)."`
 	// ThrottleFor is how long an automatic throttle lasts unless an
 	// operator lifts it first. Default 72h.
 	ThrottleFor time.Duration `toml:"throttle_for" comment:"How long an automatic throttle lasts (default \"72h\")."`
@@ -78,6 +83,9 @@ func (c Config) withDefaults() Config {
 	if c.SuspendReporters == 0 {
 		c.SuspendReporters = 5
 	}
+	if c.ThrottleNodeReports == 0 {
+		c.ThrottleNodeReports = 10
+	}
 	if c.Messages == (ratelimit.Limit{}) {
 		c.Messages = ratelimit.Limit{Rate: 0.1, Burst: 5}
 	}
@@ -117,7 +125,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"throttle_reporters", c.ThrottleReporters}, {"suspend_reporters", c.SuspendReporters}} {
+	}{{"throttle_reporters", c.ThrottleReporters}, {"suspend_reporters", c.SuspendReporters}, {"throttle_node_reports", c.ThrottleNodeReports}} {
 		if n.v < -1 || n.v > 1000 {
 			errs = append(errs, fmt.Errorf("moderation.%s %d is not -1 (off) or 1 to 1000", n.name, n.v))
 		}
