@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,13 +124,14 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 }
 
 // DESIGN §3.7, issue 6: every account has a budget per kind of request;
-// past it the node answers 429 rate_limited with Retry-After, and counts
-// the refusal. Here: messages, burst 2, and reports, burst 1.
+// past it the node answers 429 rate_limited with Retry-After, counts the
+// refusal, and takes requests again once the bucket refilled at its rate.
+// Here: messages, 1 per second, burst 2.
 func TestAccountBudgets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	f := startFedNodeWith(t, t.TempDir(), 400*time.Millisecond, func(c *node.Config) {
-		c.Limits.Messages = ratelimit.Limit{Rate: 0.001, Burst: 2}
+		c.Limits.Messages = ratelimit.Limit{Rate: 1, Burst: 2}
 	})
 	alice, bob := newTUser(ctx, t, f.url, "alice"), newTUser(ctx, t, f.url, "bob")
 	pairWith(ctx, t, "x", alice, bob)
@@ -142,9 +144,17 @@ func TestAccountBudgets(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.Code != "rate_limited" || apiErr.RetryAfter < time.Second {
 		t.Fatalf("third message = %v, want 429 rate_limited with Retry-After", err)
 	}
+	// The bucket refills at the configured rate (1/s): alice can send again.
+	poll.Until(t, "alice's budget recovers", func() bool {
+		e, _ := alice.room.Seal(envelope.ContentText, []byte("later"), time.Now(), rand.Reader)
+		alice.txns++
+		_, err := alice.c.Send(ctx, alice.room.ID(), fmt.Sprintf("tx-later-%d", alice.txns), e)
+		return err == nil
+	})
 	// Bob's budget is his own.
 	bob.sendTexts(ctx, t, "bob's turn", 2)
-	if m := scrape(ctx, t, f.opURL+"/metrics"); !strings.Contains(m, `parley_ratelimit_limited_total{limiter="account_message"} 1`) {
+	if m := scrape(ctx, t, f.opURL+"/metrics"); !strings.Contains(m, `parley_ratelimit_limited_total{limiter="account_message"}`) ||
+		strings.Contains(m, `parley_ratelimit_limited_total{limiter="account_message"} 0`) {
 		t.Error("the refusal is not counted in parley_ratelimit_limited_total{limiter=\"account_message\"}")
 	}
 }
