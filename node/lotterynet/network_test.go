@@ -90,11 +90,26 @@ func round(t *testing.T, cfg lotterynet.Config, users []*user, avoid map[keys.Ac
 		}
 		return n
 	}
-	poll.Until(t, "all users but at most one are paired", func() bool { return unpaired() <= 1 })
 	bySign := map[keys.TicketID]*user{}
 	for _, u := range users {
 		bySign[u.tk.Public().Sign] = u
 	}
+	// Each side's node writes its own user's pairing when its confirmation
+	// completes, so a user can be paired a moment before its partner on
+	// another node: wait until every paired user's partner is paired too.
+	settled := func() bool {
+		for _, u := range users {
+			for _, ev := range u.current(t) {
+				if v := bySign[ev.Partner.Sign]; v != nil && len(v.current(t)) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	poll.Until(t, "all users but at most one are paired, and their partners too", func() bool {
+		return unpaired() <= 1 && settled()
+	})
 	partner := map[keys.AccountID]keys.AccountID{}
 	deadline := epochStart(cfg, limit+1)
 	for _, u := range users {
