@@ -260,6 +260,7 @@ type Node struct {
 	fedIn    *federation.Handler
 	lotNet   *lotterynet.Network
 	blobs    *blobs.Store
+	blobNote *blobs.Notifier
 	repOut   *forward.Sender
 	repIn    *forward.Handler
 	api      *api.Server
@@ -326,6 +327,8 @@ const (
 	deliverVersion      = "1.0.0"
 	blobFetchProtocol   = "blob-fetch" // spec 08 §12
 	blobFetchVersion    = "1.0.0"
+	blobTakedownName    = "blob-takedown" // spec 08 §13
+	blobTakedownVersion = "1.0.0"
 	pairConfirmProtocol = "pair-confirm" // spec 07 §13.4
 	pairConfirmVersion  = "2.0.0"
 )
@@ -380,6 +383,7 @@ func (n *Node) build(cfg Config, o options) error {
 	if n.blobs, err = blobs.Open(bCfg, n.store, blobs.WithClock(o.now), blobs.WithLogger(log), blobs.WithRegisterer(reg)); err != nil {
 		return err
 	}
+	n.blobNote = blobs.NewNotifier(n.blobs, n.host.Raw(), n.host.ProtocolID(blobTakedownName, blobTakedownVersion), n.key)
 	// Moderation judges this node's own users on verified reports (its own
 	// users' and other nodes' forwarded ones) and spam signals.
 	mod, err := moderation.New(cfg.Moderation, n.store, n.accounts, rms, moderation.WithClock(o.now), moderation.WithLogger(log), moderation.WithRegisterer(reg))
@@ -497,12 +501,15 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.host.SetStreamHandler(blobFetchProtocol, blobFetchVersion, n.blobs.ServeFetch(runCtx)); err != nil {
 		return err
 	}
+	if err := n.host.SetStreamHandler(blobTakedownName, blobTakedownVersion, n.blobNote.Handler(runCtx)); err != nil {
+		return err
+	}
 	if err := n.host.Start(runCtx); err != nil {
 		return err
 	}
 	var subs sync.WaitGroup
 	for name, run := range map[string]func(context.Context) error{
-		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run, "blobs": n.blobs.Run, "report_forward": n.repOut.Run,
+		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run, "blobs": n.blobs.Run, "blob_takedown": n.blobNote.Run, "report_forward": n.repOut.Run,
 	} {
 		subs.Add(1)
 		go func() {

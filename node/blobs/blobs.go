@@ -78,8 +78,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/node/ratelimit"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/blob"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -219,6 +221,10 @@ type Store struct {
 
 	// serving holds a token per fetch served to another node.
 	serving chan struct{}
+	// peerBytes paces the bytes served to each node (by peer ID).
+	peerBytes *ratelimit.Limiter
+	// noticeKick wakes the Notifier when a takedown queued notices.
+	noticeKick chan struct{}
 
 	// blobMu serialises the changes to blob records (complete, delete,
 	// takedown, expiry), so each blob's bytes are counted once.
@@ -227,6 +233,7 @@ type Store struct {
 	mu       sync.Mutex // guards the fields below
 	uploads  map[UploadID]*upload
 	fetching map[blob.Address]chan struct{} // fetches in progress; closed when done
+	perPeer  map[peer.ID]int                // fetches being served, per node
 	used     map[keys.AccountID]uint64      // stored + reserved ciphertext bytes
 	total    uint64
 	reserved uint64
@@ -250,6 +257,16 @@ func Open(cfg Config, db *store.Store, opts ...Option) (*Store, error) {
 		cfg: cfg, db: db, now: o.now, log: o.logger.With("subsystem", "blobs"), rand: o.rand, m: newMetrics(),
 		uploads: make(map[UploadID]*upload), used: make(map[keys.AccountID]uint64),
 		fetching: make(map[blob.Address]chan struct{}), serving: make(chan struct{}, cfg.MaxFetchServes),
+		perPeer: make(map[peer.ID]int), noticeKick: make(chan struct{}, 1),
+	}
+	rate := float64(cfg.FetchServeBytesPerSecond)
+	lopts := []ratelimit.Option{ratelimit.WithClock(o.now), ratelimit.WithName("blob_fetch_peer_bytes")}
+	if o.reg != nil {
+		lopts = append(lopts, ratelimit.WithRegisterer(o.reg))
+	}
+	var err error
+	if s.peerBytes, err = ratelimit.New(ratelimit.Limit{Rate: rate, Burst: int(max(cfg.FetchServeBytesPerSecond, blob.MaxChunkSize))}, maxPacedPeers, lopts...); err != nil {
+		return nil, fmt.Errorf("blobs: %w", err)
 	}
 	if o.reg != nil {
 		if err := s.m.register(o.reg); err != nil {
@@ -626,6 +643,11 @@ func (s *Store) discard(ctx context.Context, id UploadID, u *upload) error {
 	b := s.db.NewBatch()
 	b.Delete(uploadKey(id))
 	b.DeleteRange(partsPrefix(id), store.PrefixEnd(partsPrefix(id)))
+	if u.rec.owner == cacheOwner {
+		// The cache entry's origin record: its address starts with id.
+		p := store.Key(store.PrefixBlobFederation, []byte{fedOrigin}, id[:])
+		b.DeleteRange(p, store.PrefixEnd(p))
+	}
 	if err := s.db.Commit(ctx, b); err != nil {
 		s.unclaim(u)
 		return err
@@ -923,6 +945,8 @@ func (s *Store) remove(ctx context.Context, addr blob.Address, extra func(*store
 	b := s.db.NewBatch()
 	b.Delete(blobKey(addr))
 	b.Delete(manifestKey(addr))
+	b.Delete(originKey(addr))
+	b.DeleteRange(fetchersPrefix(addr), store.PrefixEnd(fetchersPrefix(addr)))
 	if extra != nil {
 		extra(b)
 	}
@@ -946,14 +970,37 @@ func (s *Store) remove(ctx context.Context, addr blob.Address, extra func(*store
 
 // Takedown deletes the blob at addr, if stored, and remembers the address
 // so that it is never accepted or served again (spec 08 §8). It is
-// idempotent. Telling the nodes that fetched the blob (a signed takedown
-// notice) is federation's job and not done here.
+// idempotent. It is TakedownNotify without the count.
 func (s *Store) Takedown(ctx context.Context, addr blob.Address) error {
+	_, err := s.TakedownNotify(ctx, addr)
+	return err
+}
+
+// TakedownNotify takes addr down as Takedown does and, in the same synced
+// write, queues a signed takedown notice to every node that fetched the
+// blob from this one (spec 08 §13), for the Notifier to deliver; it
+// returns how many it queued.
+func (s *Store) TakedownNotify(ctx context.Context, addr blob.Address) (int, error) {
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
 	now := s.now()
-	if err := s.remove(ctx, addr, func(b *store.Batch) { b.Set(takedownKey(addr), encodeTakedown(now)) }); err != nil {
-		return err
+	fetchers, err := s.Fetchers(addr)
+	if err != nil {
+		return 0, err
+	}
+	queued := len(fetchers)
+	err = s.remove(ctx, addr, func(b *store.Batch) {
+		b.Set(takedownKey(addr), encodeTakedown(now))
+		s.queueNotices(b, addr, fetchers, now)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if queued > 0 {
+		select {
+		case s.noticeKick <- struct{}{}:
+		default:
+		}
 	}
 	// A partial fetch of the address goes too; one in progress is
 	// discarded when it completes.
@@ -967,12 +1014,12 @@ func (s *Store) Takedown(ctx context.Context, addr blob.Address) error {
 	s.mu.Unlock()
 	if drop {
 		if err := s.discard(ctx, id, u); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	s.m.takedowns.Inc()
-	s.log.Info("blob taken down", "address", addr.String())
-	return nil
+	s.log.Info("blob taken down", "address", addr.String(), "notices", queued)
+	return queued, nil
 }
 
 // GC deletes the blobs whose retention has passed and the uploads whose

@@ -42,6 +42,18 @@ type Config struct {
 	// MaxFetchServes bounds the fetches this node serves to other nodes
 	// at once; more are answered busy. Default 16.
 	MaxFetchServes int `toml:"max_fetch_serves" comment:"Blob fetches served to other nodes at once; more are answered busy (default 16)."`
+	// MaxFetchServesPerPeer bounds the fetches served to one node at
+	// once; more from it are answered busy. Default 4.
+	MaxFetchServesPerPeer int `toml:"max_fetch_serves_per_peer" comment:"Blob fetches served to one node at once; more from it are answered busy (default 4)."`
+	// FetchServeBytesPerSecond bounds the ciphertext bytes per second
+	// served to one node, over all its fetches: chunks are paced, with a
+	// burst of one second's worth (at least one chunk). Default 64 MiB/s.
+	FetchServeBytesPerSecond uint64 `toml:"fetch_serve_bytes_per_second" comment:"Ciphertext bytes per second served to one node by blob fetches, paced with a one-second burst (default 67108864, 64 MiB/s)."`
+	// TakedownRetry is the first delay before a takedown notice that could
+	// not be delivered is sent again; it doubles (with jitter) up to 10m.
+	// Notices are given up after Retention (the caches have expired by
+	// then). Default 5s.
+	TakedownRetry time.Duration `toml:"takedown_retry" comment:"First retry delay of an undelivered blob takedown notice; doubles up to 10m, given up after retention (default \"5s\")."`
 }
 
 // DefaultConfig returns the defaults, with Dir empty.
@@ -57,6 +69,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.GCInterval, 10*time.Minute)
 	setDefault(&c.FetchTimeout, 30*time.Second)
 	setDefault(&c.MaxFetchServes, 16)
+	setDefault(&c.MaxFetchServesPerPeer, 4)
+	setDefault(&c.FetchServeBytesPerSecond, 64<<20)
+	setDefault(&c.TakedownRetry, 5*time.Second)
 	return c
 }
 
@@ -84,10 +99,16 @@ func (c Config) Validate() error {
 	if c.MaxFetchServes < 0 {
 		bad("max_fetch_serves must not be negative")
 	}
+	if c.MaxFetchServesPerPeer < 0 {
+		bad("max_fetch_serves_per_peer must not be negative")
+	}
+	if c.FetchServeBytesPerSecond > 1e9 {
+		bad("fetch_serve_bytes_per_second %d is above 1e9", c.FetchServeBytesPerSecond)
+	}
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"retention", c.Retention}, {"upload_ttl", c.UploadTTL}, {"gc_interval", c.GCInterval}, {"fetch_timeout", c.FetchTimeout}} {
+	}{{"retention", c.Retention}, {"upload_ttl", c.UploadTTL}, {"gc_interval", c.GCInterval}, {"fetch_timeout", c.FetchTimeout}, {"takedown_retry", c.TakedownRetry}} {
 		if f.d < 0 {
 			bad("%s must not be negative", f.name)
 		}

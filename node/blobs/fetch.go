@@ -107,6 +107,7 @@ type cacheFile struct {
 	ctx     context.Context
 	id      UploadID
 	addr    blob.Address
+	origin  keys.NodeID
 	u       *upload // claimed; nil until the manifest arrives on a new entry
 	m       *blob.Manifest
 	raw     []byte
@@ -119,7 +120,7 @@ type cacheFile struct {
 
 // fetch does Fetch's work; the address is this caller's to fetch.
 func (s *Store) fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr blob.Address) (Info, error) {
-	c := &cacheFile{s: s, ctx: ctx, id: cacheID(addr), addr: addr}
+	c := &cacheFile{s: s, ctx: ctx, id: cacheID(addr), addr: addr, origin: origin}
 	s.mu.Lock()
 	if u := s.uploads[c.id]; u != nil {
 		if u.rec.owner != cacheOwner || u.closing || len(u.inflight) > 0 {
@@ -204,6 +205,9 @@ func (c *cacheFile) manifest(raw []byte) error {
 	}
 	b := s.db.NewBatch()
 	b.Set(uploadKey(c.id), rec.encode())
+	// Where the blob came from: the node whose takedown notice counts
+	// (spec 08 §13).
+	b.Set(originKey(c.addr), c.origin[:])
 	if err := s.db.Commit(c.ctx, b); err != nil {
 		return err
 	}
@@ -429,6 +433,7 @@ func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(u
 		_, _ = st.Write(frame)
 		_ = st.Close()
 	}
+	remote := st.Conn().RemotePeer()
 	select {
 	case s.serving <- struct{}{}:
 		defer func() { <-s.serving }()
@@ -436,6 +441,12 @@ func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(u
 		answer(blob.FetchBusy)
 		return
 	}
+	if !s.servePeer(remote) {
+		s.m.peerLimited.Inc()
+		answer(blob.FetchBusy)
+		return
+	}
+	defer s.servePeerDone(remote)
 	raw, err := s.Manifest(ctx, req.Address)
 	var file *os.File
 	if err == nil {
@@ -464,6 +475,13 @@ func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(u
 		answer(blob.FetchBadRequest)
 		return
 	}
+	// Persist before sending: the node that gets the blob will hear of
+	// its takedown (spec 08 §13).
+	if err := s.recordFetcher(ctx, req.Address, remote); err != nil {
+		s.log.Error("serving a blob fetch: recording the fetching node", "err", err)
+		_ = st.Reset()
+		return
+	}
 	frame, err := blob.FetchAnswer{Status: blob.FetchOK, Manifest: raw}.AppendFrame(nil)
 	if err == nil {
 		_, err = st.Write(frame)
@@ -480,6 +498,9 @@ func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(u
 		if tamper != nil {
 			tamper(i, c)
 		}
+		if err = s.pace(ctx, remote, len(c)); err != nil {
+			break
+		}
 		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		_, err = st.Write(blob.AppendChunkFrame(out[:0], i, c))
 	}
@@ -491,4 +512,43 @@ func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(u
 	}
 	s.m.served.WithLabelValues(blob.FetchOK.String()).Inc()
 	_ = st.Close()
+}
+
+// servePeer takes one of p's Config.MaxFetchServesPerPeer serving slots;
+// false when it has none left.
+func (s *Store) servePeer(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perPeer[p] >= s.cfg.MaxFetchServesPerPeer {
+		return false
+	}
+	s.perPeer[p]++
+	return true
+}
+
+func (s *Store) servePeerDone(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perPeer[p]--; s.perPeer[p] <= 0 {
+		delete(s.perPeer, p)
+	}
+}
+
+// pace waits until p may be sent n more bytes under
+// Config.FetchServeBytesPerSecond, or ctx ends.
+func (s *Store) pace(ctx context.Context, p peer.ID, n int) error {
+	for {
+		ok, after := s.peerBytes.AllowN(string(p), n)
+		if ok {
+			return nil
+		}
+		s.m.pacedWait.Add(after.Seconds())
+		t := time.NewTimer(after)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -27,6 +27,12 @@ type metrics struct {
 	takedowns     prometheus.Counter
 	fetches       *prometheus.CounterVec
 	served        *prometheus.CounterVec
+	// Takedown notices (spec 08 §13).
+	noticesSent     *prometheus.CounterVec
+	noticesReceived *prometheus.CounterVec
+	// Per-peer serving limits.
+	peerLimited prometheus.Counter
+	pacedWait   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -75,6 +81,22 @@ func newMetrics() *metrics {
 			Name: "parley_blobs_fetches_served_total",
 			Help: "Blob fetches served to other nodes, by answer: ok, not_found, taken_down, bad_request, busy, malformed, failed.",
 		}, []string{"answer"}),
+		peerLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_blobs_fetch_serves_peer_limited_total",
+			Help: "Blob fetches answered busy because the fetching node already had max_fetch_serves_per_peer fetches served.",
+		}),
+		pacedWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_blobs_fetch_serve_paced_seconds_total",
+			Help: "Time blob fetch serving waited to keep each node under fetch_serve_bytes_per_second.",
+		}),
+		noticesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_blobs_takedown_notices_sent_total",
+			Help: "Attempts to deliver a signed takedown notice to a node that fetched a blob taken down here, by outcome: done, refused, busy, failed, given_up.",
+		}, []string{"outcome"}),
+		noticesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_blobs_takedown_notices_received_total",
+			Help: "Takedown notices received from other nodes, by result: dropped (a cached copy deleted), not_held, refused (bad signature or not the blob's origin), malformed, busy.",
+		}, []string{"result"}),
 	}
 	for _, r := range []string{refusedSize, refusedAccount, refusedNode} {
 		m.quotaRefused.WithLabelValues(r)
@@ -82,12 +104,15 @@ func newMetrics() *metrics {
 	for _, k := range []string{gcBlob, gcUpload} {
 		m.gcDeleted.WithLabelValues(k)
 	}
+	for _, r := range []string{noticeDropped, noticeNothing, noticeRefused, noticeMalformed, noticeBusy} {
+		m.noticesReceived.WithLabelValues(r)
+	}
 	return m
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.storedBytes, m.blobs, m.uploads, m.reservedBytes, m.parts, m.completed, m.quotaRefused, m.gcDeleted, m.takedowns, m.fetches, m.served} {
+	for _, c := range []prometheus.Collector{m.storedBytes, m.blobs, m.uploads, m.reservedBytes, m.parts, m.completed, m.quotaRefused, m.gcDeleted, m.takedowns, m.fetches, m.served, m.noticesSent, m.noticesReceived, m.peerLimited, m.pacedWait} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)

@@ -91,6 +91,10 @@ const (
 	// PrefixBlobTakedown: bdown/<Address 32> -> takedown record; the address
 	// is refused from then on.
 	PrefixBlobTakedown = "bdown/"
+	// PrefixBlobFederation: bfed/... -> which node a cached blob came from,
+	// which nodes fetched a blob from this one, and the takedown notices
+	// waiting to be sent to them (the layout is in node/blobs).
+	PrefixBlobFederation = "bfed/"
 )
 
 // Key builds a key from a prefix and parts, copying them into one slice.
