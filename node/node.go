@@ -424,7 +424,7 @@ func (n *Node) build(cfg Config, o options) error {
 		return err
 	}
 	// admin: the operator's admin API, mounted on the operator listener by Run.
-	n.admin, err = admin.New(cfg.Admin, admin.Deps{Accounts: n.accounts, Reports: rep, Lottery: n.pairing, Moderation: mod, Peers: n.host},
+	n.admin, err = admin.New(cfg.Admin, admin.Deps{Accounts: n.accounts, Reports: rep, Lottery: n.pairing, Moderation: mod, Peers: n.host, Blobs: n.blobs},
 		n.adminTokenHash, admin.WithLogger(log), admin.WithRegisterer(reg))
 	return err
 }

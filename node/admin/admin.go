@@ -134,6 +134,7 @@ type Deps struct {
 	Lottery    Lottery
 	Moderation Moderation
 	Peers      Peers // may be nil: the nodes routes then answer 404
+	Blobs      Blobs // may be nil: the blobs routes then answer 404
 }
 
 // Option is a test seam for New.
@@ -209,7 +210,7 @@ type route struct {
 }
 
 func (s *Server) routes() []route {
-	return []route{
+	rs := []route{
 		{"accounts_list", Prefix + "accounts", http.MethodGet, s.listAccounts},
 		{"accounts_show", Prefix + "accounts/{ref}", http.MethodGet, s.showAccount},
 		{"accounts_suspend", Prefix + "accounts/{ref}/suspend", http.MethodPost, s.suspend},
@@ -228,6 +229,7 @@ func (s *Server) routes() []route {
 		{"nodes_unthrottle", Prefix + "nodes/{id}/unthrottle", http.MethodPost, s.unthrottleNode},
 		{"nodes_allow", Prefix + "nodes/{id}/allow", http.MethodPost, s.allowNode},
 	}
+	return append(rs, s.blobRoutes()...)
 }
 
 // statusWriter remembers the status for the log and the metrics.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/parley-chat/parley/node/accounts"
+	"github.com/parley-chat/parley/node/blobs"
 	"github.com/parley-chat/parley/node/moderation"
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/node/reports"
@@ -41,6 +42,8 @@ var errorTable = []struct {
 	{errNotFound, http.StatusNotFound, "not_found", "not found"},
 	{accounts.ErrNotFound, http.StatusNotFound, "not_found", "no such account"},
 	{reports.ErrNoReport, http.StatusNotFound, "not_found", "no such report"},
+	{blobs.ErrNotFound, http.StatusNotFound, "not_found", "no such blob"},
+	{blobs.ErrTakenDown, http.StatusGone, "taken_down", "the blob was taken down"},
 	{pairing.ErrUnknownEpoch, http.StatusNotFound, "not_found", "no stored inputs for that epoch"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large"},

@@ -41,6 +41,9 @@ Commands (they call the running node's admin API, spec/10-admin-api.md):
   nodes show|deny|allow PEER_ID            reports about a remote node's users; defederate it or allow it again
   nodes throttle|unthrottle PEER_ID        hold a node's deliveries to federation.throttled_peer_rate, or lift it
   lottery audit --epoch N                  recompute a past lottery epoch and check its pairs
+  blobs show ADDR [--key KEY [--out FILE]] a blob's state; with the key (or link) a verified report
+                                           disclosed, decrypt it here and write it to FILE (or stdout)
+  blobs takedown ADDR                      take a blob down here and notify the nodes that fetched it
   token                                    create DIR/admin.token if it is missing (no node needed)
 
 The node's address is operator.listen from the configuration; the token is
@@ -62,6 +65,8 @@ type adminCommand struct {
 	by     string
 	note   string
 	state  string
+	key    string
+	out    string
 }
 
 // parseInterspersed parses fl over args, allowing flags after positional
@@ -91,6 +96,8 @@ var adminFlagsFor = map[string][]string{
 	"reports list":        {"limit", "state"},
 	"reports resolve":     {"note", "by"},
 	"lottery audit":       {"epoch"},
+	"blobs show":          {"key", "out"},
+	"blobs takedown":      nil,
 	"nodes list":          nil,
 	"nodes show":          nil,
 	"nodes deny":          nil,
@@ -107,6 +114,7 @@ var adminFlagsFor = map[string][]string{
 var adminArgs = map[string]int{
 	"accounts show": 1, "accounts suspend": 1, "accounts unsuspend": 1, "accounts throttle": 1, "accounts unthrottle": 1,
 	"reports show": 1, "reports resolve": 1, "nodes show": 1, "nodes deny": 1, "nodes allow": 1, "nodes throttle": 1, "nodes unthrottle": 1,
+	"blobs show": 1, "blobs takedown": 1,
 }
 
 func cmdAdmin(ctx context.Context, e Env) error {
@@ -120,6 +128,8 @@ func cmdAdmin(ctx context.Context, e Env) error {
 	lf.fl.StringVar(&c.by, "by", "", "who takes the action, for the record (default $USER)")
 	lf.fl.StringVar(&c.note, "note", "", "resolution note (reports resolve)")
 	lf.fl.StringVar(&c.state, "state", "", "open, resolved or all (reports list)")
+	lf.fl.StringVar(&c.key, "key", "", "the blob key, or the whole link, a verified report disclosed (blobs show); never sent to the node")
+	lf.fl.StringVar(&c.out, "out", "", "write the decrypted blob to this file, created with mode 0600 (blobs show)")
 	lf.fl.Usage = func() { fmt.Fprint(e.Stderr, adminUsage) }
 	words, err := parseInterspersed(lf.fl, e.Args[1:])
 	if err != nil {
@@ -165,6 +175,10 @@ func cmdAdmin(ctx context.Context, e Env) error {
 	}
 	if len(c.by) > admin.MaxBy {
 		c.by = c.by[:admin.MaxBy]
+	}
+	if name == "blobs show" && c.out != "" && c.key == "" {
+		fmt.Fprint(e.Stderr, "parleyd admin blobs show --out needs --key KEY\n")
+		return ErrUsage
 	}
 	if name == "lottery audit" && c.epoch == nil {
 		fmt.Fprint(e.Stderr, "parleyd admin lottery audit needs --epoch N\n")
@@ -396,6 +410,12 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, name string, cmd adm
 			}
 			fmt.Fprintf(w, "node:    %s\nstate:   %s\nreports: %d about its users (%d open)\n", n.ID, state, n.Reports, n.Open)
 		}
+	case "blobs show":
+		return c.showBlob(ctx, w, cmd)
+	case "blobs takedown":
+		var t admin.Takedown
+		raw, err = c.do(ctx, http.MethodPost, "blobs/"+esc(cmd.words[0])+"/takedown", nil, &t)
+		out = func() { fmt.Fprintf(w, "took down %s; notifying %d node(s) that fetched it\n", t.Address, t.Notified) }
 	case "lottery audit":
 		var a admin.Audit
 		raw, err = c.do(ctx, http.MethodGet, "lottery/epochs/"+strconv.FormatUint(*cmd.epoch, 10)+"/audit", nil, &a)
