@@ -19,6 +19,9 @@ type Config struct {
 	// MaxBatch is the most envelopes the sender puts in one Batch frame.
 	// Default 256; at most wire.MaxDeliverEnvelopes (1024).
 	MaxBatch int `toml:"max_batch" comment:"Most envelopes per delivery frame (default 256, max 1024)."`
+	// Window is how many Batches the sender writes to one destination
+	// ahead of their Acks (spec 12-delivery §1). Default 4; 1 to MaxWindow.
+	Window int `toml:"window" comment:"Delivery frames in flight per destination before their acks (default 4, max 16)."`
 	// DialTimeout bounds opening a delivery stream to a destination.
 	// Default 10s.
 	DialTimeout time.Duration `toml:"dial_timeout" comment:"How long opening a delivery stream may take (default \"10s\")."`
@@ -55,11 +58,17 @@ type Config struct {
 	MaxPeers int `toml:"max_peers" comment:"Peers whose delivery rate is tracked (default 4096)."`
 }
 
+// MaxWindow bounds Config.Window.
+const MaxWindow = 16
+
 // Validate reports every problem with c at once.
 func (c Config) Validate() error {
 	var errs []error
 	if c.MaxBatch < 0 || c.MaxBatch > wire.MaxDeliverEnvelopes {
 		errs = append(errs, fmt.Errorf("federation: max_batch %d is not 1 to %d", c.MaxBatch, wire.MaxDeliverEnvelopes))
+	}
+	if c.Window < 0 || c.Window > MaxWindow {
+		errs = append(errs, fmt.Errorf("federation: window %d is not 1 to %d", c.Window, MaxWindow))
 	}
 	for _, d := range []struct {
 		name string
@@ -101,6 +110,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 256
+	}
+	if c.Window == 0 {
+		c.Window = 4
 	}
 	def(&c.DialTimeout, 10*time.Second)
 	def(&c.AckTimeout, 30*time.Second)

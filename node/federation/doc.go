@@ -11,7 +11,9 @@
 //     visible and wakes the destination's worker.
 //  2. The Sender's worker for that destination reads up to Config.MaxBatch
 //     entries in order, writes them as one Batch frame on its delivery
-//     stream and waits for the Ack (Config.AckTimeout).
+//     stream, and goes on with the next entries while fewer than
+//     Config.Window Batches await their Acks; a reader goroutine takes
+//     the Acks in order (each within Config.AckTimeout).
 //  3. On the destination, the Handler reads the frame (bounded by
 //     wire.MaxDeliverFrame, read deadlines, the stream's memory scope and a
 //     per-peer token bucket), and calls Inbox.Accept (the relay), which
@@ -19,10 +21,11 @@
 //     Only then is the Ack written.
 //  4. The worker removes every answered entry: stored and duplicate ones
 //     are delivered, rejected ones are dropped and counted by reason.
-//     Anything else (no connection, a reset, a timeout, a bad Ack) leaves
-//     the entries queued and the worker retries after an exponential
-//     backoff with full jitter, reset when a connection to the destination
-//     is established.
+//     Anything else (no connection, a reset, a timeout, a bad or busy
+//     Ack) ends the stream with every Batch in flight: their entries stay
+//     queued and the worker starts again from the first one, after an
+//     exponential backoff with full jitter, reset when a connection to the
+//     destination is established.
 //
 // Delivery is at least once on the wire and exactly once into the
 // recipient's mailbox: the receiver de-duplicates by envelope ID.

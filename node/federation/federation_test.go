@@ -21,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/node/internal/fakeclock"
 	"github.com/parley-chat/parley/node/internal/poll"
 	"github.com/parley-chat/parley/node/internal/storetest"
+	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/relay"
 	"github.com/parley-chat/parley/protocol/envelope"
 	fed "github.com/parley-chat/parley/protocol/federation"
@@ -341,5 +342,143 @@ func TestMetricsLint(t *testing.T) {
 	problems, err := testutil.GatherAndLint(a.reg)
 	if err != nil || len(problems) != 0 {
 		t.Fatalf("GatherAndLint = %v, %v", problems, err)
+	}
+}
+
+// readAckFrame reads one Ack from s.
+func readAckFrame(t *testing.T, s network.Stream) *fed.Ack {
+	t.Helper()
+	var prefix [4]byte
+	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(s, prefix[:]); err != nil {
+		t.Fatal(err)
+	}
+	n, err := fed.BodyLen(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(s, body); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := fed.DecodeAck(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+// spec 12-delivery §1, §3: a sender may write Batches ahead of their Acks;
+// they are answered in order, and once one is answered busy every later
+// Batch on the stream is answered busy too, even one the rate limit would
+// let through, so that nothing is taken ahead of a refused Batch.
+func TestBusyRefusesLaterBatches(t *testing.T) {
+	cfg := testCfg()
+	cfg.PeerRate, cfg.PeerBurst = 1, wire.MaxDeliverEnvelopes
+	b := start(t, newKey(t), nil, nodeOpts{cfg: cfg, clock: fakeclock.New(time.Now())})
+	k := newKey(t)
+	batch := func(n int) []*envelope.Envelope {
+		envs := make([]*envelope.Envelope, n)
+		for i := range envs {
+			envs[i] = &envelope.Envelope{Header: envelope.Header{ContentType: 1, Room: keys.RoomID{1}, Sender: keys.TicketID{2}, Recipient: keys.TicketID{3}, Seq: uint64(i), Time: time.Now().UnixMilli()}, Ciphertext: make([]byte, 272)}
+		}
+		if err := envelope.StampBatch(k, time.Now(), envs); err != nil {
+			t.Fatal(err)
+		}
+		return envs
+	}
+	s := rawStream(t, b, k)
+	// 600 pass (burst 1024), 600 do not, 10 would (424 tokens left).
+	sizes := []int{600, 600, 10}
+	for seq, n := range sizes {
+		frame, err := (&fed.Batch{Seq: uint64(seq + 1), Envelopes: batch(n)}).AppendFrame(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, wantBusy := range []bool{false, true, true} {
+		ack := readAckFrame(t, s)
+		if ack.Seq != uint64(i+1) || ack.Busy != wantBusy || (!wantBusy && len(ack.Results) != sizes[i]) {
+			t.Errorf("ack %d = seq %d busy %v with %d results, want seq %d busy %v", i, ack.Seq, ack.Busy, len(ack.Results), i+1, wantBusy)
+		}
+	}
+	_ = s.Reset()
+	if v := metric(t, b.reg, "parley_federation_busy_acks_total", "sent"); v != 2 {
+		t.Errorf("busy_acks_total{sent} = %v, want 2", v)
+	}
+}
+
+// spec 12-delivery §1, §5: with several small Batches in flight and a
+// receiver that answers some of them busy, every envelope still arrives
+// once and in send order, and the outbox empties.
+func TestWindowKeepsOrder(t *testing.T) {
+	cfg := testCfg()
+	cfg.MaxBatch, cfg.Window = 7, federation.MaxWindow
+	recv := testCfg()
+	recv.PeerRate, recv.PeerBurst = 200, wire.MaxDeliverEnvelopes
+	clock := fakeclock.New(time.Now()) // B's rate limit refills only when told
+	bKey := newKey(t)
+	bDisk := storetest.New(t, nil)
+	b := start(t, bKey, bDisk, nodeOpts{cfg: recv})
+	a := start(t, newKey(t), nil, nodeOpts{cfg: cfg})
+	a.knows(b)
+	ma, mb := pairAcross(t, a, b, 6)
+	b.stop()
+	// Queued while B is down, then sent at once: many Batches in flight,
+	// more envelopes than B's burst.
+	want := texts("window", 1200)
+	for i, text := range want {
+		send(t, ma, fmt.Sprint(i), text)
+	}
+	b = start(t, bKey, bDisk, nodeOpts{cfg: recv, clock: clock})
+	mb.node = b
+	a.knows(b)
+	poll.Until(t, "A is answered busy", func() bool {
+		return metric(t, a.reg, "parley_federation_busy_acks_total", "received") >= 1
+	})
+	clock.Advance(time.Hour) // B's bucket is full again
+	poll.Until(t, "A's outbox is empty", func() bool { return a.ob.Depth(b.id) == 0 })
+	if got := receivedAll(t, mb, a.id); !slices.Equal(got, want) {
+		t.Fatalf("B received %d messages, want %d in order (first difference at %d)", len(got), len(want), firstDiff(got, want))
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// receivedAll opens every message in m's mailbox, reading it in pages.
+func receivedAll(tb testing.TB, m *member, partnerHome keys.NodeID) []string {
+	tb.Helper()
+	var out []string
+	var after uint64
+	for {
+		evs, err := m.node.mb.Read(context.Background(), m.acct, after, mailbox.MaxReadLimit)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return out
+		}
+		for _, ev := range evs {
+			env, err := envelope.Parse(ev.Body)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			o, err := m.room.Open(env, partnerHome)
+			if err != nil {
+				tb.Fatalf("Open(event %d) = %v", ev.Pos, err)
+			}
+			out = append(out, string(o.Content))
+			after = ev.Pos
+		}
 	}
 }

@@ -102,8 +102,9 @@ func (h *Handler) serve(ctx context.Context, s network.Stream) {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
+	var refused bool
 	for ctx.Err() == nil {
-		if !h.serveFrame(ctx, s, remote, from) {
+		if !h.serveFrame(ctx, s, remote, from, &refused) {
 			return
 		}
 	}
@@ -111,8 +112,11 @@ func (h *Handler) serve(ctx context.Context, s network.Stream) {
 }
 
 // serveFrame reads one Batch and answers it; false means the stream is
-// finished (closed or reset).
-func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.ID, from keys.NodeID) bool {
+// finished (closed or reset). refused is the stream's state: once a Batch
+// was answered busy, every later Batch on the stream is answered busy too
+// (spec 12-delivery §3): the sender may have written them before it read
+// the busy Ack, and taking them would put them before the refused one.
+func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.ID, from keys.NodeID, refused *bool) bool {
 	_ = s.SetReadDeadline(time.Now().Add(h.cfg.IdleTimeout))
 	var prefix [fed.PrefixLen]byte
 	if n, err := io.ReadFull(s, prefix[:]); err != nil {
@@ -154,7 +158,11 @@ func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.
 	if h.throttled != nil && h.throttled(remote) {
 		lim = h.slow
 	}
-	if ok, retry := lim.AllowN(string(remote), len(batch.Envelopes)); !ok {
+	if *refused {
+		ack.Busy, ack.RetryAfter = true, time.Millisecond
+		h.metrics.busy.WithLabelValues("sent").Inc()
+	} else if ok, retry := lim.AllowN(string(remote), len(batch.Envelopes)); !ok {
+		*refused = true
 		ack.Busy = true
 		// Config.Validate keeps every Batch within the burst, so retry
 		// is finite.

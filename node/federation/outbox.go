@@ -57,6 +57,10 @@ type queue struct {
 	next    uint64   // the next number to give out
 	pending []uint64 // numbers in uncommitted batches, ascending
 	depth   int      // committed entries not yet removed
+	// floor is a number at or below the queue's first entry: every entry
+	// below it was removed. Scans start at the floor, so they do not walk
+	// over the deletion tombstones of delivered entries.
+	floor uint64
 }
 
 type forwarded struct {
@@ -92,6 +96,9 @@ func NewOutbox(st *store.Store, opts ...Option) (*Outbox, error) {
 			return true // not ours to judge; Peek never sees it
 		}
 		q := ob.queueLocked(dest)
+		if q.depth == 0 {
+			q.floor = seq // keys come in order: the first is the lowest
+		}
 		q.next = max(q.next, seq+1)
 		q.depth++
 		return true
@@ -124,7 +131,7 @@ func parseKey(key []byte) (keys.NodeID, uint64, bool) {
 func (ob *Outbox) queueLocked(dest keys.NodeID) *queue {
 	q := ob.queues[dest]
 	if q == nil {
-		q = &queue{dest: dest, next: 1, wake: make(chan struct{}, 1)}
+		q = &queue{dest: dest, next: 1, floor: 1, wake: make(chan struct{}, 1)}
 		ob.queues[dest] = q
 	}
 	return q
@@ -231,23 +238,29 @@ func (ob *Outbox) Depth(dest keys.NodeID) int {
 	return 0
 }
 
-// Peek returns dest's first visible entries in order: at most max of them
-// and, beyond the first, at most maxBytes of envelopes.
-func (ob *Outbox) Peek(dest keys.NodeID, limit, maxBytes int) ([]Entry, error) {
+// Peek returns dest's first visible entries numbered from on, in order:
+// at most limit of them and, beyond the first, at most maxBytes of
+// envelopes. from 0 means the head of the queue.
+func (ob *Outbox) Peek(dest keys.NodeID, from uint64, limit, maxBytes int) ([]Entry, error) {
 	ob.mu.Lock()
 	q := ob.queues[dest]
 	var visible uint64
 	if q != nil {
 		visible = q.visible()
+		from = max(from, q.floor)
 	}
 	ob.mu.Unlock()
-	if visible == 0 {
+	if visible == 0 || from > visible {
 		return nil, nil
 	}
 	var out []Entry
 	size := 0
 	prefix := store.Key(store.PrefixOutbox, dest[:])
-	err := ob.st.Scan(prefix, nil, 0, func(key, v []byte) bool {
+	var after []byte
+	if from > 1 {
+		after = outboxKey(dest, from-1)
+	}
+	err := ob.st.Scan(prefix, after, 0, func(key, v []byte) bool {
 		_, seq, ok := parseKey(key)
 		if !ok || seq > visible || len(out) >= limit {
 			return false
@@ -282,9 +295,15 @@ func decodeEntry(seq uint64, v []byte) Entry {
 
 // Oldest returns the enqueue time of dest's first durable entry.
 func (ob *Outbox) Oldest(dest keys.NodeID) (time.Time, bool) {
+	ob.mu.Lock()
+	var after []byte
+	if q := ob.queues[dest]; q != nil && q.floor > 1 {
+		after = outboxKey(dest, q.floor-1)
+	}
+	ob.mu.Unlock()
 	var t time.Time
 	found := false
-	err := ob.st.Scan(store.Key(store.PrefixOutbox, dest[:]), nil, 1, func(_, v []byte) bool {
+	err := ob.st.Scan(store.Key(store.PrefixOutbox, dest[:]), after, 1, func(_, v []byte) bool {
 		if len(v) >= 9 {
 			t = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))).UTC()
 			found = true
@@ -297,7 +316,10 @@ func (ob *Outbox) Oldest(dest keys.NodeID) (time.Time, bool) {
 // Remove deletes dest's entries seqs, which the destination acknowledged or
 // which were dropped. The deletion is committed lazily: if a crash loses
 // it, the entries are sent again and the destination answers duplicate.
-func (ob *Outbox) Remove(ctx context.Context, dest keys.NodeID, seqs []uint64) error {
+// floor, if above 0, tells that every entry of dest numbered below it is
+// now removed (the sender knows it when its Acks come in order); later
+// reads start there.
+func (ob *Outbox) Remove(ctx context.Context, dest keys.NodeID, seqs []uint64, floor uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -311,6 +333,7 @@ func (ob *Outbox) Remove(ctx context.Context, dest keys.NodeID, seqs []uint64) e
 	ob.mu.Lock()
 	if q := ob.queues[dest]; q != nil {
 		q.depth = max(q.depth-len(seqs), 0)
+		q.floor = max(q.floor, min(floor, q.visible()+1))
 	}
 	ob.mu.Unlock()
 	return nil

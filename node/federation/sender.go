@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -72,10 +73,8 @@ type worker struct {
 	state string // stateConnected or stateBackoff
 
 	// Owned by the worker goroutine.
-	stream network.Stream
-	rd     *bufio.Reader
-	seq    uint64
-	buf    []byte
+	seq uint64
+	buf []byte
 }
 
 // NewSender returns a sender of ob's entries over h, on protocol proto (the
@@ -161,46 +160,36 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 }
 
-// work delivers dest's queue until ctx ends.
+// work delivers dest's queue until ctx ends: sessions (one stream each)
+// separated by backoffs.
 func (s *Sender) work(ctx context.Context, w *worker) {
-	defer w.closeStream(true)
 	wake := s.ob.wakeChan(w.dest)
 	attempt := 0
+	retriedAtOnce := false
 	for ctx.Err() == nil {
-		entries, err := s.ob.Peek(w.dest, s.cfg.MaxBatch, wire.MaxDeliverFrame-fed.BatchOverhead)
-		if err == nil {
-			entries, err = s.dropStale(ctx, w.dest, entries)
-		}
-		if err == nil && len(entries) == 0 {
-			select {
-			case <-ctx.Done():
-			case <-wake:
-			}
-			continue
-		}
-		if err == nil {
-			err = s.deliver(ctx, w, entries)
-		}
-		// Our own dial announces a connection; it is no reconnection.
-		select {
-		case <-w.reconnect:
-		default:
-		}
-		if err == nil {
-			attempt = 0
-			w.setState(stateConnected)
-			continue
-		}
+		acked, reused, err := s.session(ctx, w, wake)
 		if ctx.Err() != nil {
 			return
 		}
-		w.closeStream(true)
+		if acked > 0 {
+			attempt, retriedAtOnce = 0, false
+		}
+		var be busyError
+		isBusy := errors.As(err, &be)
+		// A stream kept from an earlier Batch may have been closed by the
+		// destination while idle: one failure on it earns a fresh stream
+		// at once, not a backoff.
+		if reused && !isBusy && !errors.Is(err, ErrBadAck) && !retriedAtOnce {
+			retriedAtOnce = true
+			continue
+		}
 		var wait time.Duration
-		if be, ok := errors.AsType[busyError](err); ok {
+		if isBusy {
 			s.metrics.busy.WithLabelValues("received").Inc()
 			wait = be.retryAfter
 		} else {
 			attempt++
+			retriedAtOnce = false
 			wait = s.backoff(attempt)
 			s.log.Debug("delivery failed", "dest", w.dest, "attempt", attempt, "retry_in", wait, "err", err)
 		}
@@ -217,6 +206,162 @@ func (s *Sender) work(ctx context.Context, w *worker) {
 	}
 }
 
+// flight is a Batch written and not yet acknowledged.
+type flight struct {
+	seq     uint64  // the Batch's seq
+	entries []Entry // its outbox entries, in order
+	sent    time.Time
+}
+
+// session delivers dest's queue on one stream, with up to Config.Window
+// Batches written ahead of their Acks (spec 12-delivery §1, §5), until
+// a delivery fails or ctx ends. The stream stays open while the queue
+// is empty. acked counts the Acks it processed; reused says whether the
+// failure came on a stream that had carried an acknowledged Batch. On
+// return nothing is in flight: the next session starts again at the
+// first entry not acknowledged.
+func (s *Sender) session(ctx context.Context, w *worker, wake <-chan struct{}) (acked int, reused bool, err error) {
+	var (
+		st       network.Stream
+		inflight = make(chan *flight, s.cfg.Window)
+		slots    = make(chan struct{}, s.cfg.Window)
+		failed   = make(chan error, 1)
+		nacked   atomic.Int64
+		reader   sync.WaitGroup
+		stop     func() bool
+	)
+	defer func() {
+		if st != nil {
+			_ = st.Reset()
+			stop()
+		}
+		close(inflight)
+		reader.Wait()
+		acked = int(nacked.Load())
+		reused = acked > 0
+	}()
+	next := uint64(0) // the first entry not yet written; 0: the queue's head
+	for {
+		// A slot first, then the entries: what queued while the window
+		// was full goes into this Batch.
+		select {
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		case err := <-failed:
+			return 0, false, err
+		case slots <- struct{}{}:
+		}
+		entries, err := s.ob.Peek(w.dest, next, s.cfg.MaxBatch, wire.MaxDeliverFrame-fed.BatchOverhead)
+		if err == nil {
+			entries, err = s.dropStale(ctx, w.dest, entries)
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if len(entries) == 0 {
+			<-slots
+			select {
+			case <-ctx.Done():
+				return 0, false, ctx.Err()
+			case err := <-failed:
+				return 0, false, err
+			case <-wake:
+			}
+			continue
+		}
+		if st == nil {
+			if st, err = s.open(ctx, w); err != nil {
+				return 0, false, err
+			}
+			// The stream is captured: the func may run after session
+			// returned and the worker opened another.
+			str := st
+			stop = context.AfterFunc(ctx, func() { _ = str.SetDeadline(time.Now()) })
+			rd := bufio.NewReaderSize(st, 4096)
+			reader.Go(func() { s.readAcks(ctx, w, str, rd, inflight, slots, failed, &nacked) })
+		}
+		w.seq++
+		f := &flight{seq: w.seq, entries: entries, sent: time.Now()}
+		if err := s.write(w, st, f); err != nil {
+			return 0, false, err
+		}
+		inflight <- f
+		next = entries[len(entries)-1].Seq + 1
+	}
+}
+
+// write writes f's Batch frame on st.
+func (s *Sender) write(w *worker, st network.Stream, f *flight) error {
+	b := fed.Batch{Seq: f.seq, Envelopes: make([]*envelope.Envelope, len(f.entries))}
+	for i, e := range f.entries {
+		b.Envelopes[i] = e.Env
+	}
+	frame, err := b.AppendFrame(w.buf[:0])
+	if err != nil {
+		return err
+	}
+	w.buf = frame
+	if err := st.SetWriteDeadline(f.sent.Add(s.cfg.AckTimeout)); err != nil {
+		return err
+	}
+	if _, err := st.Write(frame); err != nil {
+		return fmt.Errorf("federation: writing a batch: %w", err)
+	}
+	s.metrics.bytesOut.Add(float64(len(frame)))
+	return nil
+}
+
+// readAcks reads the Acks of the flights in order, each within the ack
+// timeout of its write, and removes what they answer. It reports the
+// first failure on failed and stops; it stops too when inflight is
+// closed.
+func (s *Sender) readAcks(ctx context.Context, w *worker, st network.Stream, rd *bufio.Reader,
+	inflight <-chan *flight, slots <-chan struct{}, failed chan<- error, nacked *atomic.Int64) {
+	for f := range inflight {
+		err := st.SetReadDeadline(f.sent.Add(s.cfg.AckTimeout))
+		if err == nil {
+			err = s.readAck(ctx, w, rd, f)
+		}
+		if err != nil {
+			failed <- err
+			return
+		}
+		nacked.Add(1)
+		w.setState(stateConnected)
+		<-slots
+	}
+}
+
+// readAck reads f's Ack and removes every entry it answers.
+func (s *Sender) readAck(ctx context.Context, w *worker, rd *bufio.Reader, f *flight) error {
+	ack, n, err := readAck(rd)
+	if err != nil {
+		return err
+	}
+	s.metrics.bytesIn.Add(float64(n))
+	if ack.Seq != f.seq || (!ack.Busy && len(ack.Results) != len(f.entries)) {
+		return fmt.Errorf("%w: seq %d with %d results for batch %d of %d", ErrBadAck, ack.Seq, len(ack.Results), f.seq, len(f.entries))
+	}
+	if ack.Busy {
+		return busyError{retryAfter: max(ack.RetryAfter, time.Millisecond)}
+	}
+	done := make([]uint64, len(f.entries))
+	now := s.now()
+	for i, r := range ack.Results {
+		done[i] = f.entries[i].Seq
+		s.metrics.envelopesOut.WithLabelValues(r.Status.String()).Inc()
+		if r.Status == fed.Rejected {
+			s.metrics.drops.WithLabelValues(r.Reason.String()).Inc()
+			s.log.Warn("envelope rejected by its destination", "dest", w.dest, "reason", r.Reason.String())
+			continue
+		}
+		s.metrics.latency.Observe(now.Sub(f.entries[i].Env.Stamp.TimeOf()).Seconds())
+	}
+	// Acks come in order and every earlier entry was acknowledged or
+	// dropped: nothing below this Batch's last entry is left.
+	return s.ob.Remove(context.WithoutCancel(ctx), w.dest, done, done[len(done)-1]+1)
+}
+
 // backoff returns the delay before retry number attempt (from 1): uniform
 // in [0, min(BackoffMax, BackoffBase × 2^(attempt-1))] (full jitter).
 func (s *Sender) backoff(attempt int) time.Duration {
@@ -230,7 +375,7 @@ func (s *Sender) backoff(attempt int) time.Duration {
 }
 
 // dropStale removes entries older than Config.Retention, and corrupt ones,
-// from the front of entries, and returns the rest.
+// from entries, and returns the rest.
 func (s *Sender) dropStale(ctx context.Context, dest keys.NodeID, entries []Entry) ([]Entry, error) {
 	cutoff := s.now().Add(-s.cfg.Retention)
 	var drop []uint64
@@ -251,89 +396,13 @@ func (s *Sender) dropStale(ctx context.Context, dest keys.NodeID, entries []Entr
 	if len(drop) == 0 {
 		return keep, nil
 	}
-	if err := s.ob.Remove(ctx, dest, drop); err != nil {
+	if err := s.ob.Remove(ctx, dest, drop, 0); err != nil {
 		return nil, err
 	}
 	s.metrics.drops.WithLabelValues(dropExpired).Add(float64(expired))
 	s.metrics.drops.WithLabelValues(dropCorrupt).Add(float64(corrupt))
-	if expired+corrupt > 0 {
-		s.log.Warn("dropped undeliverable envelopes", "dest", dest, "expired", expired, "corrupt", corrupt)
-	}
+	s.log.Warn("dropped undeliverable envelopes", "dest", dest, "expired", expired, "corrupt", corrupt)
 	return keep, nil
-}
-
-// deliver sends entries as one Batch on w's stream (opening one if needed),
-// reads the Ack, and removes every entry the Ack answers.
-func (s *Sender) deliver(ctx context.Context, w *worker, entries []Entry) error {
-	if w.stream == nil {
-		if err := s.open(ctx, w); err != nil {
-			return err
-		}
-		return s.attempt(ctx, w, entries)
-	}
-	// A stream kept from an earlier batch may have been closed by the
-	// destination while idle: one failure on it earns a fresh stream at
-	// once, not a backoff.
-	err := s.attempt(ctx, w, entries)
-	var be busyError
-	if err == nil || errors.As(err, &be) || errors.Is(err, ErrBadAck) || ctx.Err() != nil {
-		return err
-	}
-	w.closeStream(true)
-	if err := s.open(ctx, w); err != nil {
-		return err
-	}
-	return s.attempt(ctx, w, entries)
-}
-
-// attempt is one try of deliver on w's open stream.
-func (s *Sender) attempt(ctx context.Context, w *worker, entries []Entry) error {
-	w.seq++
-	b := fed.Batch{Seq: w.seq, Envelopes: make([]*envelope.Envelope, len(entries))}
-	for i, e := range entries {
-		b.Envelopes[i] = e.Env
-	}
-	frame, err := b.AppendFrame(w.buf[:0])
-	if err != nil {
-		return err
-	}
-	w.buf = frame
-	if err := w.stream.SetDeadline(time.Now().Add(s.cfg.AckTimeout)); err != nil {
-		return err
-	}
-	// The stream is captured: the func may run after attempt returned and
-	// the worker dropped or replaced its stream.
-	st := w.stream
-	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Now()) })
-	defer stop()
-	if _, err := w.stream.Write(frame); err != nil {
-		return fmt.Errorf("federation: writing a batch: %w", err)
-	}
-	s.metrics.bytesOut.Add(float64(len(frame)))
-	ack, n, err := readAck(w.rd)
-	if err != nil {
-		return err
-	}
-	s.metrics.bytesIn.Add(float64(n))
-	if ack.Seq != b.Seq || (!ack.Busy && len(ack.Results) != len(entries)) {
-		return fmt.Errorf("%w: seq %d with %d results for batch %d of %d", ErrBadAck, ack.Seq, len(ack.Results), b.Seq, len(entries))
-	}
-	if ack.Busy {
-		return busyError{retryAfter: max(ack.RetryAfter, time.Millisecond)}
-	}
-	done := make([]uint64, len(entries))
-	now := s.now()
-	for i, r := range ack.Results {
-		done[i] = entries[i].Seq
-		s.metrics.envelopesOut.WithLabelValues(r.Status.String()).Inc()
-		if r.Status == fed.Rejected {
-			s.metrics.drops.WithLabelValues(r.Reason.String()).Inc()
-			s.log.Warn("envelope rejected by its destination", "dest", w.dest, "reason", r.Reason.String())
-			continue
-		}
-		s.metrics.latency.Observe(now.Sub(entries[i].Env.Stamp.TimeOf()).Seconds())
-	}
-	return s.ob.Remove(context.WithoutCancel(ctx), w.dest, done)
 }
 
 // readAck reads one Ack frame; n is its size with the prefix.
@@ -360,30 +429,22 @@ func readAck(r io.Reader) (*fed.Ack, int, error) {
 	return ack, fed.PrefixLen + n, nil
 }
 
-func (s *Sender) open(ctx context.Context, w *worker) error {
+func (s *Sender) open(ctx context.Context, w *worker) (network.Stream, error) {
 	if w.peer == "" {
-		return fmt.Errorf("federation: destination %s has no peer ID", w.dest)
+		return nil, fmt.Errorf("federation: destination %s has no peer ID", w.dest)
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	st, err := s.host.NewStream(dctx, w.peer, s.proto)
 	if err != nil {
-		return fmt.Errorf("federation: opening a delivery stream: %w", err)
+		return nil, fmt.Errorf("federation: opening a delivery stream: %w", err)
 	}
-	w.stream, w.rd = st, bufio.NewReaderSize(st, 4096)
-	return nil
-}
-
-func (w *worker) closeStream(reset bool) {
-	if w.stream == nil {
-		return
+	// Our own dial announces a connection; it is no reconnection.
+	select {
+	case <-w.reconnect:
+	default:
 	}
-	if reset {
-		_ = w.stream.Reset()
-	} else {
-		_ = w.stream.Close()
-	}
-	w.stream, w.rd = nil, nil
+	return st, nil
 }
 
 func (w *worker) setState(st string) {
