@@ -33,8 +33,8 @@ var blobErrors = map[error]error{
 // fetchErrors maps the errors of a fetch from another node (spec 08 §12)
 // that blobErrors would present as the client's fault or as an upload's.
 var fetchErrors = map[error]error{
-	blobs.ErrOrigin:   api.ErrBusy,
-	blobs.ErrMismatch: api.ErrBusy,
+	blobs.ErrOrigin:   api.ErrOriginUnavailable,
+	blobs.ErrMismatch: api.ErrOriginUnavailable,
 	blobs.ErrBusy:     api.ErrBusy,
 }
 

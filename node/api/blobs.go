@@ -22,8 +22,10 @@ import (
 type BlobFetcher interface {
 	// FetchBlob makes sure the blob at addr is held here, fetching it
 	// from origin if it is not. Errors: ErrBlobNotFound (not at the
-	// origin either), ErrTakenDown, ErrBlobTooLarge, ErrNodeFull, ErrBusy
-	// (the origin is unreachable, busy or sent bad data; retry later).
+	// origin either), ErrTakenDown, ErrBlobTooLarge, ErrNodeFull,
+	// ErrOriginUnavailable (the origin is unreachable or sent bad data),
+	// ErrBusy (the origin, or this node, serves too many fetches; retry
+	// later).
 	FetchBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) error
 }
 
@@ -58,6 +60,10 @@ var (
 	ErrBadBlob = errors.New("api: bad blob")
 	// ErrTakenDown: the blob's address was taken down (410).
 	ErrTakenDown = errors.New("api: blob taken down")
+	// ErrOriginUnavailable: fetching a blob from its origin node failed:
+	// the origin is unreachable, too slow, or broke the fetch protocol or
+	// sent a bad manifest or chunk (502 origin_unavailable; retry later).
+	ErrOriginUnavailable = errors.New("api: blob origin unavailable")
 
 	errOctetStream = errors.New("api: unsupported media type (want application/octet-stream)")
 )

@@ -104,6 +104,7 @@ var errorTable = []struct {
 	{ErrUploadIncomplete, http.StatusConflict, "upload_incomplete", "parts are missing"},
 	{ErrBadBlob, http.StatusBadRequest, "bad_blob", "the manifest is malformed or does not match the uploaded ciphertext"},
 	{ErrTakenDown, http.StatusGone, "taken_down", "the blob was taken down"},
+	{ErrOriginUnavailable, http.StatusBadGateway, "origin_unavailable", "the blob's origin node is unreachable or sent bad data; retry later"},
 	{errOctetStream, http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/octet-stream"},
 }
 
