@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -534,8 +535,13 @@ func (fx *e2eFixture) round(b *testing.B, tr benchTransport) {
 		cancel() // unblock the others' long-polls and sends
 	}
 	pairs := fx.pairs
-	if err := tr.open(ctx, pairs); err != nil {
-		b.Fatal(err)
+	// The clients' goroutines carry the label side=client (and those they
+	// start inherit it), so a CPU profile tells the node's share from the
+	// clients': go tool pprof -tagignore side=client (the node alone).
+	var openErr error
+	pprof.Do(ctx, clientLabels, func(ctx context.Context) { openErr = tr.open(ctx, pairs) })
+	if openErr != nil {
+		b.Fatal(openErr)
 	}
 	defer tr.close()
 	sendLat := make([][]time.Duration, len(pairs))
@@ -556,59 +562,63 @@ func (fx *e2eFixture) round(b *testing.B, tr benchTransport) {
 		starts := make([]atomic.Int64, n)
 		seq0 := p.room.NextSendSeq()
 		wg.Go(func() {
-			lat := make([]time.Duration, 0, n)
-			defer func() { sendLat[i] = lat }()
-			for range n {
-				env, err := p.room.Seal(envelope.ContentText, benchContent, time.Now(), rand.Reader)
-				if err != nil {
-					fail(err)
-					return
-				}
-				seq := env.Header.Seq
-				t := time.Since(base)
-				starts[seq-seq0].Store(int64(t))
-				if err := tr.send(ctx, i, p, "m"+strconv.FormatUint(seq, 10), env); err != nil {
-					fail(fmt.Errorf("send(seq %d) = %w", seq, err))
-					return
-				}
-				lat = append(lat, time.Since(base)-t)
-			}
-		})
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, n)
-			defer func() { e2eLat[i] = lat }()
-			seen := make([]bool, n)
-			for len(lat) < n {
-				evs, err := tr.receive(ctx, i, p)
-				at := time.Since(base)
-				if err != nil {
-					fail(fmt.Errorf("receive(after %d) = %w, with %d of %d messages received", p.pos, err, len(lat), n))
-					return
-				}
-				for _, ev := range evs {
-					if ev.Kind != client.EventMessage || ev.Room != p.room.ID() {
-						continue
-					}
-					env, err := envelope.Parse(ev.Envelope)
+			pprof.Do(ctx, clientLabels, func(context.Context) {
+				lat := make([]time.Duration, 0, n)
+				defer func() { sendLat[i] = lat }()
+				for range n {
+					env, err := p.room.Seal(envelope.ContentText, benchContent, time.Now(), rand.Reader)
 					if err != nil {
 						fail(err)
 						return
 					}
-					k := env.Header.Seq - seq0
-					if env.Header.Seq < seq0 || k >= uint64(n) || seen[k] {
-						fail(fmt.Errorf("received seq %d, want each of %d..%d once", env.Header.Seq, seq0, seq0+uint64(n)-1))
+					seq := env.Header.Seq
+					t := time.Since(base)
+					starts[seq-seq0].Store(int64(t))
+					if err := tr.send(ctx, i, p, "m"+strconv.FormatUint(seq, 10), env); err != nil {
+						fail(fmt.Errorf("send(seq %d) = %w", seq, err))
 						return
 					}
-					seen[k] = true
-					lat = append(lat, at-time.Duration(starts[k].Load()))
+					lat = append(lat, time.Since(base)-t)
 				}
-				if len(evs) > 0 {
-					if err := tr.ack(ctx, i, p, len(lat) == n); err != nil {
-						fail(fmt.Errorf("ack(%d) = %w", p.pos, err))
+			})
+		})
+		wg.Go(func() {
+			pprof.Do(ctx, clientLabels, func(context.Context) {
+				lat := make([]time.Duration, 0, n)
+				defer func() { e2eLat[i] = lat }()
+				seen := make([]bool, n)
+				for len(lat) < n {
+					evs, err := tr.receive(ctx, i, p)
+					at := time.Since(base)
+					if err != nil {
+						fail(fmt.Errorf("receive(after %d) = %w, with %d of %d messages received", p.pos, err, len(lat), n))
 						return
 					}
+					for _, ev := range evs {
+						if ev.Kind != client.EventMessage || ev.Room != p.room.ID() {
+							continue
+						}
+						env, err := envelope.Parse(ev.Envelope)
+						if err != nil {
+							fail(err)
+							return
+						}
+						k := env.Header.Seq - seq0
+						if env.Header.Seq < seq0 || k >= uint64(n) || seen[k] {
+							fail(fmt.Errorf("received seq %d, want each of %d..%d once", env.Header.Seq, seq0, seq0+uint64(n)-1))
+							return
+						}
+						seen[k] = true
+						lat = append(lat, at-time.Duration(starts[k].Load()))
+					}
+					if len(evs) > 0 {
+						if err := tr.ack(ctx, i, p, len(lat) == n); err != nil {
+							fail(fmt.Errorf("ack(%d) = %w", p.pos, err))
+							return
+						}
+					}
 				}
-			}
+			})
 		})
 	}
 	wg.Wait()
@@ -634,6 +644,9 @@ func (fx *e2eFixture) round(b *testing.B, tr benchTransport) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(len(delivered)), "cpu-us/msg")
 	b.ReportMetric(float64(len(pairs)), "pairs")
 }
+
+// clientLabels marks the benchmark's client goroutines in CPU profiles.
+var clientLabels = pprof.Labels("side", "client")
 
 // processCPU is the CPU time, user and system, this process has used.
 func processCPU() time.Duration {

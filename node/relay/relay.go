@@ -306,6 +306,8 @@ func (r *Relay) Send(ctx context.Context, from keys.AccountID, txid string, env 
 		r.metrics.sends.WithLabelValues("rejected").Inc()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// the caller left; a queued send is still counted by the pipeline
+	case errors.As(err, new(countedError)):
+		// the pipeline failed it and counted it
 	default:
 		r.metrics.sends.WithLabelValues("error").Inc()
 	}
@@ -410,6 +412,11 @@ func follow(ctx context.Context, leader *call) (Result, error) {
 	case <-leader.done:
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
+	}
+	if ce := (countedError{}); errors.As(leader.err, &ce) {
+		// The leader's failure was counted as the leader's; this send is
+		// another, counted by its own Send.
+		return Result{}, ce.error
 	}
 	if leader.err != nil {
 		return Result{}, leader.err
@@ -711,13 +718,19 @@ func (r *Relay) commit(ctx context.Context, b *store.Batch, calls []*call) {
 	}
 }
 
-// fail answers calls with err.
+// fail answers calls with err, and counts each as an error.
 func (r *Relay) fail(calls []*call, err error) {
 	for _, c := range calls {
 		r.metrics.sends.WithLabelValues("error").Inc()
-		r.finish(c, Result{}, err)
+		r.finish(c, Result{}, countedError{err})
 	}
 }
+
+// countedError is an error the pipeline answered a call with, and counted
+// already; Send does not count it again. It matches what it wraps.
+type countedError struct{ error }
+
+func (e countedError) Unwrap() error { return e.error }
 
 // sweep deletes expired send records every sweepEvery until ctx ends.
 func (r *Relay) sweep(ctx context.Context) {

@@ -544,6 +544,10 @@ func TestForwarder(t *testing.T) {
 				if snapshot(t, f.st) != before {
 					t.Errorf("failed Send changed the store")
 				}
+				// The pipeline failed it: one send, one error.
+				if got := sends(t, f.reg, "error"); got != 1 {
+					t.Errorf("parley_relay_sends_total{result=error} = %d, want 1", got)
+				}
 				return
 			}
 			if err != nil || res.Pos != 0 || res.ID != env.ID() {
