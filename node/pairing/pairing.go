@@ -54,7 +54,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/crypto/curve25519"
 
 	"github.com/parley-chat/parley/node/mailbox"
 	"github.com/parley-chat/parley/node/rooms"
@@ -346,11 +345,6 @@ func (l *Lottery) Epoch() uint64 {
 	return max(l.epochAt(now), l.nextOpen)
 }
 
-// probeScalar is any X25519 scalar: X25519(probeScalar, P) is all zeros
-// exactly when P has small order (clamping makes every scalar a multiple
-// of the cofactor), which is what a partner's room derivation refuses.
-var probeScalar = [32]byte{1: 1, 2: 2, 3: 3, 31: 0x40}
-
 // checkRequest validates req and returns its tags sorted and unique.
 func checkRequest(req TicketRequest) (interests, avoid []lottery.Tag, err error) {
 	t := lottery.Ticket{Interests: req.Interests, Avoid: req.Avoid}
@@ -365,7 +359,7 @@ func checkRequest(req TicketRequest) (interests, avoid []lottery.Tag, err error)
 	if req.Keys.Sign == (keys.TicketID{}) {
 		errs = append(errs, errors.New("zero signing key"))
 	}
-	if _, err := curve25519.X25519(probeScalar[:], req.Keys.DH[:]); err != nil {
+	if smallOrder(req.Keys.DH) {
 		errs = append(errs, errors.New("X25519 key of small order"))
 	}
 	if err := errors.Join(errs...); err != nil {
