@@ -1,9 +1,12 @@
 package lotterynet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,33 +24,91 @@ const (
 	confirmMalformed = "malformed"
 )
 
-// Confirm asks the home node of remote, over the confirm protocol, whether
-// it confirms pair, drawn between this node's ticket local and remote from
-// the view with digest view (spec 07-lottery §13.4). It returns true on a
-// signed yes from that node. If that node already asked this one about the
-// same pair and got a yes, it returns true without asking: both have then
-// confirmed.
-func (n *Network) Confirm(ctx context.Context, view [32]byte, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
-	if local == nil || remote == nil {
-		return false, ErrNoRemote
+// Confirm asks node, the home of every pair's remote ticket, over the
+// confirm protocol, in one exchange, whether it confirms each pair, drawn
+// in epoch between this node's ticket Local and node's ticket Remote from
+// the view with digest view (spec 07-lottery §13.4). It returns one answer
+// per pair: true on a signed yes from node, or if this node said yes when
+// node asked about the pair (the two requests cross: both are always
+// sent). If the exchange fails, it waits, within the confirm deadline, for
+// node's own request before it decides. Its decision is final: a request
+// of node about a pair decided no that arrives later is answered no. With
+// an error (the exchange failed, or the answer was bad) it still returns
+// the answers.
+func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node keys.NodeID, pairs []pairing.Proposal) ([]bool, error) {
+	for _, p := range pairs {
+		if p.Local == nil || p.Remote == nil {
+			return nil, ErrNoRemote
+		}
+		if p.Remote.Home != node || p.Local.Home != n.node {
+			return nil, fmt.Errorf("%w: a pair of other nodes' tickets", ErrNoRemote)
+		}
+	}
+	if node == n.node {
+		return nil, ErrSelf
 	}
 	if err := n.live(ctx); err != nil {
-		return false, err
+		return nil, err
 	}
-	epoch := local.Epoch
-	if n.askedAndConfirmed(epoch, pair) {
-		n.metric.confirms.WithLabelValues("out", confirmYes).Inc()
-		return true, nil
+	deadline := time.Now().Add(n.cfg.ConfirmTimeout)
+	got := make([]bool, len(pairs))
+	ask := map[[32]byte]int{} // local ticket ID -> index in pairs
+	var items []lottery.ConfirmItem
+	for i, p := range pairs {
+		it := lottery.ConfirmItem{Mine: p.Local.ID(), Yours: p.Remote.ID()}
+		if _, dup := ask[it.Mine]; dup || it.Mine == it.Yours {
+			continue // a ticket in two pairs: the draw never makes that
+		}
+		ask[it.Mine] = i
+		items = append(items, it)
 	}
-	req := lottery.ConfirmRequest{Epoch: epoch, Mine: local.ID(), Yours: remote.ID(), View: view}
-	yes, err := n.ask(ctx, remote.Home, req)
-	if !yes && n.askedAndConfirmed(epoch, pair) {
-		// The two requests crossed: the remote's arrived here and was
-		// confirmed while this one failed.
-		yes, err = true, nil
+	slices.SortFunc(items, func(a, b lottery.ConfirmItem) int { return bytes.Compare(a.Mine[:], b.Mine[:]) })
+	var firstErr error
+	for len(items) > 0 {
+		chunk := items[:min(len(items), lottery.MaxConfirmPairs)]
+		items = items[len(chunk):]
+		a, err := n.ask(ctx, node, &lottery.ConfirmRequest{Epoch: epoch, View: view, Items: chunk})
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for j, it := range chunk {
+			got[ask[it.Mine]] = a.Yes[j]
+		}
 	}
-	n.countOut(yes, err)
-	return yes, err
+	n.mu.Lock()
+	st := n.epochs[epoch]
+	var answered chan struct{}
+	if st != nil && firstErr != nil {
+		answered = st.answeredBy(node)
+	}
+	n.mu.Unlock()
+	if answered != nil {
+		// Our question or its answer was lost: node's own question, if
+		// it comes, tells whether it drew the pairs too.
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-answered:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+	}
+	yes := make([]bool, len(pairs))
+	n.mu.Lock()
+	for i, p := range pairs {
+		yes[i] = got[i] || (st != nil && st.confirmed[p.Pair])
+		if st != nil {
+			st.final[p.Pair] = yes[i]
+		}
+	}
+	n.mu.Unlock()
+	for _, y := range yes {
+		n.countOut(y, firstErr)
+	}
+	return yes, firstErr
 }
 
 // CheckView asks node, over the confirm protocol, whether its view of
@@ -60,7 +121,8 @@ func (n *Network) CheckView(ctx context.Context, epoch uint64, view [32]byte, no
 	if err := n.live(ctx); err != nil {
 		return false, err
 	}
-	yes, err := n.ask(ctx, node, lottery.ConfirmRequest{Epoch: epoch, View: view})
+	a, err := n.ask(ctx, node, &lottery.ConfirmRequest{Epoch: epoch, View: view})
+	yes := err == nil && a.ViewOK
 	n.countOut(yes, err)
 	return yes, err
 }
@@ -68,66 +130,74 @@ func (n *Network) CheckView(ctx context.Context, epoch uint64, view [32]byte, no
 func (n *Network) countOut(yes bool, err error) {
 	result := confirmNo
 	switch {
-	case err != nil:
-		result = confirmError
 	case yes:
 		result = confirmYes
+	case err != nil:
+		result = confirmError
 	}
 	n.metric.confirms.WithLabelValues("out", result).Inc()
 }
 
-func (n *Network) askedAndConfirmed(epoch uint64, pair lottery.Pair) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st := n.epochs[epoch]
-	return st != nil && st.confirmed[pair]
-}
-
 // ask sends req to node and returns its signed answer, checked: from node,
-// about req's epoch, pair and view.
-func (n *Network) ask(ctx context.Context, node keys.NodeID, req lottery.ConfirmRequest) (bool, error) {
+// about req's epoch, view and pairs, in order.
+func (n *Network) ask(ctx context.Context, node keys.NodeID, req *lottery.ConfirmRequest) (*lottery.ConfirmAnswer, error) {
 	pid, err := peer.IDFromBytes(node.PeerIDBytes())
 	if err != nil {
-		return false, fmt.Errorf("lotterynet: remote home: %w", err)
+		return nil, fmt.Errorf("lotterynet: remote home: %w", err)
+	}
+	enc, err := req.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("lotterynet: encoding confirm request: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ConfirmTimeout)
 	defer cancel()
 	s, err := n.h.NewStream(ctx, pid, n.names.ConfirmProtocol)
 	if err != nil {
-		return false, fmt.Errorf("lotterynet: opening confirm stream: %w", err)
+		return nil, fmt.Errorf("lotterynet: opening confirm stream: %w", err)
 	}
 	defer func() { _ = s.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	enc, _ := req.MarshalBinary()
 	if _, err := s.Write(enc); err != nil {
 		_ = s.Reset()
-		return false, fmt.Errorf("lotterynet: sending confirm request: %w", err)
+		return nil, fmt.Errorf("lotterynet: sending confirm request: %w", err)
 	}
 	if err := s.CloseWrite(); err != nil {
 		_ = s.Reset()
-		return false, fmt.Errorf("lotterynet: sending confirm request: %w", err)
+		return nil, fmt.Errorf("lotterynet: sending confirm request: %w", err)
 	}
-	b, err := io.ReadAll(io.LimitReader(s, lottery.ConfirmAnswerSize+1))
+	b, err := io.ReadAll(io.LimitReader(s, lottery.MaxConfirmAnswerSize+1))
 	if err != nil {
 		_ = s.Reset()
-		return false, fmt.Errorf("lotterynet: reading confirm answer: %w", err)
+		return nil, fmt.Errorf("lotterynet: reading confirm answer: %w", err)
 	}
 	a, err := lottery.ParseConfirmAnswer(b)
 	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrBadAnswer, err)
+		n.penalize(pid, ReasonBadConfirm)
+		return nil, fmt.Errorf("%w: %w", ErrBadAnswer, err)
 	}
-	if a.Node != node || a.Epoch != req.Epoch || a.Pair != req.Pair() || a.View != req.View {
-		return false, fmt.Errorf("%w: from another node or about another pair or view", ErrBadAnswer)
+	if a.Node != node || !a.Answers(req) {
+		n.penalize(pid, ReasonBadConfirm)
+		return nil, fmt.Errorf("%w: from another node or about other pairs or another view", ErrBadAnswer)
 	}
 	if err := a.Verify(); err != nil {
-		return false, fmt.Errorf("%w: %w", ErrBadAnswer, err)
+		n.penalize(pid, ReasonBadConfirm)
+		return nil, fmt.Errorf("%w: %w", ErrBadAnswer, err)
 	}
-	return a.Yes, nil
+	return a, nil
 }
 
-// handleConfirm answers one confirm request (spec 07-lottery §13.4).
+// penalize reports peer p to the PeerPenalizer, if any, for reason.
+func (n *Network) penalize(p peer.ID, reason string) {
+	if n.penal != nil && p != n.h.ID() {
+		n.penal.Penalize(p, "lottery_"+reason)
+	}
+}
+
+// handleConfirm answers one confirm request (spec 07-lottery §13.4): one
+// signed answer for all its pairs. A request that does not decode resets
+// the stream and costs the asking peer (ReasonBadConfirm).
 func (n *Network) handleConfirm(s network.Stream) {
 	n.mu.Lock()
 	if n.closed {
@@ -144,34 +214,50 @@ func (n *Network) handleConfirm(s network.Stream) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	b, err := io.ReadAll(io.LimitReader(s, lottery.ConfirmRequestSize+1))
+	b, err := io.ReadAll(io.LimitReader(s, lottery.MaxConfirmRequestSize+1))
 	if err != nil {
 		_ = s.Reset()
 		n.metric.confirms.WithLabelValues("in", confirmError).Inc()
 		return
 	}
+	remote := s.Conn().RemotePeer()
 	req, err := lottery.ParseConfirmRequest(b)
 	if err != nil {
 		_ = s.Reset()
 		n.metric.confirms.WithLabelValues("in", confirmMalformed).Inc()
+		n.penalize(remote, ReasonBadConfirm)
 		return
 	}
-	from, err := keys.NodeIDFromPeerIDBytes([]byte(s.Conn().RemotePeer()))
-	yes := false
+	from, err := keys.NodeIDFromPeerIDBytes([]byte(remote))
+	viewOK, yes := false, make([]bool, len(req.Items))
 	if err == nil {
-		yes, err = n.decide(ctx, req, from)
+		// Decide within 3/4 of the deadline, so that a yes reaches the
+		// asker before its own deadline (a yes it never reads makes this
+		// node pair alone, unless it hears from the asker).
+		dctx, dcancel := context.WithTimeout(ctx, 3*n.cfg.ConfirmTimeout/4)
+		viewOK, err = n.decide(dctx, req, from, yes)
+		dcancel()
 	}
 	if err != nil {
 		n.log.Debug("confirm request", "epoch", req.Epoch, "err", err)
 	}
-	a := lottery.SignConfirmAnswer(n.key, req.Epoch, req.Pair(), req.View, yes)
+	a := lottery.SignConfirmAnswer(n.key, req, viewOK, yes)
 	enc, _ := a.MarshalBinary()
 	if _, err := s.Write(enc); err != nil {
 		_ = s.Reset()
-		n.metric.confirms.WithLabelValues("in", confirmError).Inc()
+		n.metric.confirms.WithLabelValues("in", confirmError).Add(float64(max(1, len(req.Items))))
 		return
 	}
 	_ = s.Close()
+	if req.ViewCheck() {
+		n.countIn(viewOK)
+	}
+	for _, y := range a.Yes {
+		n.countIn(y)
+	}
+}
+
+func (n *Network) countIn(yes bool) {
 	result := confirmNo
 	if yes {
 		result = confirmYes
@@ -179,12 +265,13 @@ func (n *Network) handleConfirm(s network.Stream) {
 	n.metric.confirms.WithLabelValues("in", result).Inc()
 }
 
-// decide answers req from node from: after this node's Collect of the
-// epoch, for a pair, the answering ticket must be this node's and the
-// asking one from's, both in the epoch's snapshot; then the Confirmer
-// decides (it also compares the views). A view check goes to the
-// Confirmer directly.
-func (n *Network) decide(ctx context.Context, req *lottery.ConfirmRequest, from keys.NodeID) (bool, error) {
+// decide answers req from node from, filling yes, and reports whether this
+// node's view of the epoch has req's digest: after this node's Collect of
+// the epoch, the Confirmer checks the view; then for each pair, the
+// answering ticket must be this node's and the asking one from's, both in
+// the epoch's snapshot, and the Confirmer decides. Pairs said yes to are
+// remembered (crossing requests).
+func (n *Network) decide(ctx context.Context, req *lottery.ConfirmRequest, from keys.NodeID, yes []bool) (bool, error) {
 	n.mu.Lock()
 	st := n.epochs[req.Epoch]
 	n.mu.Unlock()
@@ -196,24 +283,47 @@ func (n *Network) decide(ctx context.Context, req *lottery.ConfirmRequest, from 
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
-	if req.ViewCheck() {
-		return n.confirm(ctx, pairing.PairQuery{Epoch: req.Epoch, View: req.View, From: from})
-	}
-	n.mu.Lock()
-	mine, theirs := st.mine[req.Yours], st.index[req.Mine]
-	n.mu.Unlock()
-	if mine == nil || theirs == nil || theirs.Home != from {
-		return false, nil
-	}
-	q := pairing.PairQuery{Epoch: req.Epoch, Pair: req.Pair(), View: req.View, Local: mine, Remote: theirs, From: from}
-	yes, err := n.confirm(ctx, q)
-	if err != nil {
+	defer func() {
+		n.mu.Lock()
+		if ch := st.answeredBy(from); !isClosed(ch) {
+			close(ch)
+		}
+		n.mu.Unlock()
+	}()
+	viewOK, err := n.confirm(ctx, pairing.PairQuery{Epoch: req.Epoch, View: req.View, From: from})
+	if err != nil || !viewOK {
 		return false, err
 	}
-	if yes {
+	for i, it := range req.Items {
 		n.mu.Lock()
-		st.confirmed[q.Pair] = true
+		mine, theirs := st.mine[it.Yours], st.index[it.Mine]
 		n.mu.Unlock()
+		if mine == nil || theirs == nil || theirs.Home != from {
+			continue
+		}
+		q := pairing.PairQuery{Epoch: req.Epoch, Pair: it.Pair(), View: req.View, Local: mine, Remote: theirs, From: from}
+		y, err := n.confirm(ctx, q)
+		if err != nil {
+			// Out of time: the pairs not yet decided are refused.
+			return true, err
+		}
+		if y {
+			n.mu.Lock()
+			if final, decided := st.final[q.Pair]; !decided || final {
+				st.confirmed[q.Pair] = true
+				yes[i] = true
+			}
+			n.mu.Unlock()
+		}
 	}
-	return yes, nil
+	return true, nil
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

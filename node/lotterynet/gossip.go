@@ -38,11 +38,27 @@ type epochState struct {
 	index     map[[32]byte]*lottery.Ticket // the snapshot's tickets by ID
 	mine      map[[32]byte]*lottery.Ticket // this node's tickets by ID
 	confirmed map[lottery.Pair]bool        // pairs this node said yes to when asked
+	// final holds the pairs whose fate this node's Confirm decided; a
+	// request about one decided no is answered no (spec 07-lottery §13.4).
+	final    map[lottery.Pair]bool
+	answered map[keys.NodeID]chan struct{} // closed once a request of that node was answered
+}
+
+// answeredBy returns the channel closed once a confirm request of node for
+// the epoch was answered. n.mu is held.
+func (st *epochState) answeredBy(node keys.NodeID) chan struct{} {
+	ch := st.answered[node]
+	if ch == nil {
+		ch = make(chan struct{})
+		st.answered[node] = ch
+	}
+	return ch
 }
 
 func newEpochState() *epochState {
 	return &epochState{nodes: map[keys.NodeID]*nodeInputs{}, changed: make(chan struct{}),
-		collected: make(chan struct{}), confirmed: map[lottery.Pair]bool{}}
+		collected: make(chan struct{}), confirmed: map[lottery.Pair]bool{}, final: map[lottery.Pair]bool{},
+		answered: map[keys.NodeID]chan struct{}{}}
 }
 
 func (st *epochState) notify() {

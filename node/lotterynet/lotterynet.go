@@ -15,9 +15,10 @@
 // committed and did not reveal by Collect's deadline is excluded from the
 // epoch (lottery.Draw drops it and its tickets), counted and penalized.
 // Collect returns a frozen snapshot of the epoch's inputs; the two home
-// nodes of a drawn pair then confirm it to each other over the confirm
-// protocol, from the same view (lottery.Result.View), each answer signed,
-// each side asking its Confirmer (the local pairing subsystem,
+// nodes of drawn pairs then confirm them to each other over the confirm
+// protocol, one exchange per other node and epoch carrying all the pairs
+// with that node, from the same view (lottery.Result.View), each answer
+// signed, each side asking its Confirmer (the local pairing subsystem,
 // pairing.Lottery.ConfirmPair); a node with pairs of two of its own
 // tickets checks its view with another node (CheckView).
 //
@@ -82,7 +83,7 @@ type Names struct {
 	// TopicReveals, e.g. "parley/main/".
 	TopicPrefix string
 	// ConfirmProtocol is the pair-confirmation stream protocol, e.g.
-	// "/parley/main/pair-confirm/1.0.0".
+	// "/parley/main/pair-confirm/3.0.0".
 	ConfirmProtocol protocol.ID
 }
 
@@ -208,7 +209,8 @@ type Confirmer func(ctx context.Context, q pairing.PairQuery) (bool, error)
 
 // PeerPenalizer is told about nodes that break the lottery's rules in ways
 // gossip scoring cannot see (their messages are valid): a node that
-// withholds its reveal or equivocates. p2p.Host implements it.
+// withholds its reveal or equivocates; and about peers that send malformed
+// or false confirm frames (not gossip). p2p.Host implements it.
 type PeerPenalizer interface {
 	Penalize(p peer.ID, reason string)
 }
@@ -218,6 +220,10 @@ type PeerPenalizer interface {
 const (
 	ReasonWithheld    = "withheld_reveal"
 	ReasonEquivocated = "equivocated"
+	// ReasonBadConfirm: a confirm request or answer that does not decode,
+	// is not signed by the node asked, or answers another question (given
+	// to the PeerPenalizer only).
+	ReasonBadConfirm = "bad_confirm"
 )
 
 type options struct {
@@ -545,11 +551,11 @@ func (n *Network) Collect(ctx context.Context, epoch uint64) (lottery.EpochInput
 func (n *Network) exclude(node keys.NodeID, epoch uint64, reason string) {
 	n.metric.excluded.WithLabelValues(reason).Inc()
 	n.log.Info("node excluded from the lottery epoch", "node", node, "epoch", epoch, "reason", reason)
-	if n.penal == nil || node == n.node {
+	if node == n.node {
 		return
 	}
 	if pid, err := peer.IDFromBytes(node.PeerIDBytes()); err == nil {
-		n.penal.Penalize(pid, "lottery_"+reason)
+		n.penalize(pid, reason)
 	}
 }
 

@@ -31,7 +31,7 @@ import (
 	"github.com/parley-chat/parley/protocol/lottery"
 )
 
-var names = lotterynet.Names{TopicPrefix: "parley/test/", ConfirmProtocol: "/parley/test/pair-confirm/1.0.0"}
+var names = lotterynet.Names{TopicPrefix: "parley/test/", ConfirmProtocol: "/parley/test/pair-confirm/3.0.0"}
 
 // fastConfig is a 400ms epoch: short enough for quick tests, with phases
 // wide enough for 2 loaded cores.
@@ -490,9 +490,9 @@ func TestConfirmUnknownTicket(t *testing.T) {
 	if remote.ID()[0] < local.ID()[0] {
 		pair = lottery.Pair{A: remote.ID(), B: local.ID()}
 	}
-	yes, err := nets[0].Confirm(ctx, [32]byte{}, pair, local, remote)
-	if yes || err != nil {
-		t.Fatalf("Confirm(unknown ticket) = %v, %v; want false, nil", yes, err)
+	yes, err := nets[0].Confirm(ctx, 5, [32]byte{}, remote.Home, []pairing.Proposal{{Pair: pair, Local: local, Remote: remote}})
+	if len(yes) != 1 || yes[0] || err != nil {
+		t.Fatalf("Confirm(unknown ticket) = %v, %v; want [false], nil", yes, err)
 	}
 	// The answering side counts its answer once written, which may be just
 	// after the asker read it.
@@ -502,7 +502,7 @@ func TestConfirmUnknownTicket(t *testing.T) {
 	if got := metric(t, regs[0], "parley_lottery_net_confirms_total", `direction="out",result="no"`); got != 1 {
 		t.Fatalf("asked and got no %v times, want 1", got)
 	}
-	if _, err := nets[0].Confirm(ctx, [32]byte{}, pair, local, nil); !errors.Is(err, lotterynet.ErrNoRemote) {
+	if _, err := nets[0].Confirm(ctx, 5, [32]byte{}, remote.Home, []pairing.Proposal{{Pair: pair, Local: local}}); !errors.Is(err, lotterynet.ErrNoRemote) {
 		t.Fatalf("Confirm(no remote) = %v, want ErrNoRemote", err)
 	}
 }

@@ -248,34 +248,57 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 	return kept, sum, nil
 }
 
-// maxConfirms bounds the confirmations one epoch asks for at once.
+// maxConfirms bounds the confirm exchanges (one per other node) one epoch
+// runs at once.
 const maxConfirms = 16
 
 // confirm returns the matches that go ahead (spec 07-lottery §8.3,
 // §10.4): a pair with a remote ticket once its home node confirmed it
-// from the same view; a pair of two local tickets once another included
-// node's view is known to be the same (a confirmed remote pair shows it,
-// or else a view check), so that a node whose view lacks what the others
-// saw does not pair its own users by a draw the others did not make.
-// disagreed reports whether a confirmation or view check failed.
+// from the same view (one exchange per remote node, for all its pairs);
+// a pair of two local tickets once another included node's view is known
+// to be the same (a confirmed remote pair shows it, or else a view check),
+// so that a node whose view lacks what the others saw does not pair its
+// own users by a draw the others did not make. disagreed reports whether
+// a confirmation or view check failed.
 func (l *Lottery) confirm(ctx context.Context, epoch uint64, res *lottery.Result, matches []match) (kept []match, disagreed bool) {
 	ok := make([]bool, len(matches))
-	sem := make(chan struct{}, maxConfirms)
-	var wg sync.WaitGroup
+	byHome := map[keys.NodeID][]int{}
+	var homes []keys.NodeID
 	hasLocal := false
 	for i, m := range matches {
-		if m.b != nil {
+		switch {
+		case m.b != nil:
 			hasLocal = true
-			continue
+		case m.remote == nil:
+			// Not in the inputs (cannot happen): not confirmed.
+		default:
+			if byHome[m.remote.Home] == nil {
+				homes = append(homes, m.remote.Home)
+			}
+			byHome[m.remote.Home] = append(byHome[m.remote.Home], i)
 		}
+	}
+	sem := make(chan struct{}, maxConfirms)
+	var wg sync.WaitGroup
+	for _, home := range homes {
+		idx := byHome[home]
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			yes, err := l.net.Confirm(ctx, res.View, m.pair, m.local, m.remote)
-			if err != nil || !yes {
-				l.log.Debug("remote pair not confirmed", "epoch", epoch, "err", err)
+			props := make([]Proposal, len(idx))
+			for j, i := range idx {
+				props[j] = Proposal{Pair: matches[i].pair, Local: matches[i].local, Remote: matches[i].remote}
 			}
-			ok[i] = err == nil && yes
+			yes, err := l.net.Confirm(ctx, epoch, res.View, home, props)
+			if err != nil {
+				l.log.Debug("remote pairs not confirmed", "epoch", epoch, "pairs", len(idx), "err", err)
+			}
+			if len(yes) != len(idx) {
+				return
+			}
+			for j, i := range idx {
+				ok[i] = yes[j]
+			}
 		})
 	}
 	wg.Wait()

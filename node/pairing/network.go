@@ -11,8 +11,8 @@ import (
 
 // Network is how the lottery of one node meets the other nodes' (DESIGN
 // §3.3). Each epoch the Lottery calls, in order, Publish, Reveal and
-// Collect, then Confirm for each drawn pair of which exactly one ticket is
-// its own and, when the draw paired two of its own tickets and no Confirm
+// Collect, then Confirm once per other node for the drawn pairs of one of
+// its tickets with one of that node's and, when the draw paired two of its own tickets and no Confirm
 // showed that another node drew from the same view, CheckView. Local is
 // the implementation for a node alone; lotterynet implements it over
 // gossip and a direct confirm protocol. Implementations are safe for
@@ -31,14 +31,24 @@ type Network interface {
 	// implementation waits for the reveals until its deadline. The inputs
 	// are unverified; lottery.Draw checks them.
 	Collect(ctx context.Context, epoch uint64) (lottery.EpochInputs, error)
-	// Confirm asks the home node of remote whether it confirms pair, drawn
-	// between this node's ticket local and remote from a view with digest
-	// view (lottery.Result.View), before either user is told. false (or an
-	// error) drops the pair; both tickets roll over.
-	Confirm(ctx context.Context, view [32]byte, pair lottery.Pair, local, remote *lottery.Ticket) (bool, error)
+	// Confirm asks node, the home of every pair's remote ticket, in one
+	// exchange, whether it confirms each pair, drawn in epoch between this
+	// node's ticket Local and its ticket Remote from a view with digest
+	// view (lottery.Result.View), before either user is told. It returns
+	// one answer per pair; false drops the pair and both tickets roll
+	// over. With an error it returns no answers, or those it could still
+	// decide (pairs node confirmed by asking this node).
+	Confirm(ctx context.Context, epoch uint64, view [32]byte, node keys.NodeID, pairs []Proposal) ([]bool, error)
 	// CheckView asks node whether its view of epoch has digest view
 	// (spec 07-lottery §13.4): a yes shows that node drew the same pairs.
 	CheckView(ctx context.Context, epoch uint64, view [32]byte, node keys.NodeID) (bool, error)
+}
+
+// Proposal is a drawn pair of this node's ticket Local with another node's
+// ticket Remote, to be confirmed with Remote's home node (Network.Confirm).
+type Proposal struct {
+	Pair          lottery.Pair
+	Local, Remote *lottery.Ticket
 }
 
 // ProofSource is implemented by a Network that catches nodes equivocating
@@ -119,8 +129,8 @@ func (n *Local) Collect(ctx context.Context, epoch uint64) (lottery.EpochInputs,
 
 // Confirm is never needed on a node alone (every ticket is its own); it
 // refuses with ErrNoFederation.
-func (n *Local) Confirm(context.Context, [32]byte, lottery.Pair, *lottery.Ticket, *lottery.Ticket) (bool, error) {
-	return false, ErrNoFederation
+func (n *Local) Confirm(context.Context, uint64, [32]byte, keys.NodeID, []Proposal) ([]bool, error) {
+	return nil, ErrNoFederation
 }
 
 // CheckView is never needed on a node alone; it refuses with

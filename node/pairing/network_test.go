@@ -71,11 +71,21 @@ func (n *hookNetwork) Collect(ctx context.Context, epoch uint64) (lottery.EpochI
 	return in, nil
 }
 
-func (n *hookNetwork) Confirm(_ context.Context, view [32]byte, p lottery.Pair, local, remote *lottery.Ticket) (bool, error) {
+func (n *hookNetwork) Confirm(_ context.Context, _ uint64, view [32]byte, node keys.NodeID, pairs []pairing.Proposal) ([]bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.confirms = append(n.confirms, confirmCall{view, p, local, remote})
-	return n.confirm, n.confirmErr
+	yes := make([]bool, len(pairs))
+	for i, p := range pairs {
+		if p.Remote.Home != node {
+			return nil, errors.New("hookNetwork: a pair of another node")
+		}
+		n.confirms = append(n.confirms, confirmCall{view, p.Pair, p.Local, p.Remote})
+		yes[i] = n.confirm
+	}
+	if n.confirmErr != nil {
+		return nil, n.confirmErr
+	}
+	return yes, nil
 }
 
 func (n *hookNetwork) CheckView(_ context.Context, epoch uint64, view [32]byte, node keys.NodeID) (bool, error) {
@@ -200,8 +210,8 @@ func TestLocalNetwork(t *testing.T) {
 			t.Errorf("Collect(%d) again = %d commits, %v, want none", ep, len(in.Commits), err)
 		}
 	}
-	if ok, err := n.Confirm(ctx, [32]byte{}, lottery.Pair{}, tk, tk); ok || !errors.Is(err, pairing.ErrNoFederation) {
-		t.Errorf("Confirm() = %v, %v, want false, ErrNoFederation", ok, err)
+	if ok, err := n.Confirm(ctx, 5, [32]byte{}, k.Public(), []pairing.Proposal{{Local: tk, Remote: tk}}); ok != nil || !errors.Is(err, pairing.ErrNoFederation) {
+		t.Errorf("Confirm() = %v, %v, want nil, ErrNoFederation", ok, err)
 	}
 	if ok, err := n.CheckView(ctx, 5, [32]byte{}, k.Public()); ok || !errors.Is(err, pairing.ErrNoFederation) {
 		t.Errorf("CheckView() = %v, %v, want false, ErrNoFederation", ok, err)
