@@ -54,15 +54,12 @@ func fakeOrigin(t *testing.T, netID string, answer func(addr blob.Address) []byt
 		_, _ = st.Write(answer(r.Address))
 	})
 	connect := func(ctx context.Context, to []string) {
-		for _, s := range to {
-			ai, err := peer.AddrInfoFromP2pAddr(ma.StringCast(s))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Connect(ctx, *ai); err != nil {
-				t.Fatal(err)
-			}
-			return
+		ai, err := peer.AddrInfoFromP2pAddr(ma.StringCast(to[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Connect(ctx, *ai); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return k.Public(), connect
