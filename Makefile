@@ -20,7 +20,13 @@ SCENARIO ?= steady
 TESTNET_DIR ?=
 TESTNET_FLAGS ?=
 
-# Overridable: make bench BENCH=Decode PKG=./protocol/wire/...
+# Overridable: make bench BENCH_NODES=3 BENCH_USERS=50 BENCH_DURATION=20s BENCH_OUT=dir
+BENCH_NODES    ?= 10
+BENCH_USERS    ?= 1000
+BENCH_DURATION ?= 30s
+BENCH_OUT      ?=
+
+# Overridable: make bench-go BENCH=Decode PKG=./protocol/wire/...
 PKG      ?= ./protocol/...
 FUZZPKG  ?= ./...
 BENCH    ?= .
@@ -30,14 +36,14 @@ FUZZTIME ?= 10s
 # The Go files gofmt checks: everything but testdata and .git.
 GOFMT_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 --no-run-if-empty gofmt -l
 
-.PHONY: help build test fmt-check fmt vet lint bench benchstat fuzz vectors tidy clean testnet
+.PHONY: help build test fmt-check fmt vet lint bench bench-go benchstat fuzz vectors tidy clean testnet
 
 help: ## Show this help
 	@echo 'Usage: make <target> [VAR=value]'
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo 'Variables: PKG=$(PKG) BENCH=$(BENCH) COUNT=$(COUNT) FUZZTIME=$(FUZZTIME)'
+	@echo 'Variables: PKG=$(PKG) BENCH=$(BENCH) COUNT=$(COUNT) FUZZTIME=$(FUZZTIME) BENCH_NODES=$(BENCH_NODES) BENCH_USERS=$(BENCH_USERS) BENCH_DURATION=$(BENCH_DURATION)'
 
 build: ## Build every package
 	$(GO) build ./...
@@ -71,9 +77,16 @@ vet: ## Run go vet
 lint: ## Run golangci-lint (pinned in tools/go.mod; built on first use)
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
-# To compare two runs: make bench COUNT=10 > old.txt; (change);
-# make bench COUNT=10 > new.txt; make benchstat OLD=old.txt NEW=new.txt
-bench: ## Run benchmarks with allocations (BENCH=regex PKG=./protocol/... COUNT=n)
+# bench runs the end-to-end benchmarks of issues 3, 4, 5 and 7 and a
+# testnet (testnet/bench), keeps each step's output in BENCH_OUT (default a
+# new temporary directory) and prints one table. Reprint a past run's table
+# with: go run ./testnet/bench -from DIR
+bench: ## End-to-end benchmarks and a testnet (BENCH_NODES=10 BENCH_USERS=1000 BENCH_DURATION=30s BENCH_OUT=dir): one table
+	$(GO) run ./testnet/bench -nodes '$(BENCH_NODES)' -users '$(BENCH_USERS)' -duration '$(BENCH_DURATION)' -seed '$(SEED)' $(if $(BENCH_OUT),-out '$(BENCH_OUT)')
+
+# To compare two runs: make bench-go COUNT=10 > old.txt; (change);
+# make bench-go COUNT=10 > new.txt; make benchstat OLD=old.txt NEW=new.txt
+bench-go: ## Run go test benchmarks with allocations (BENCH=regex PKG=./protocol/... COUNT=n)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=$(COUNT) $(PKG)
 
 benchstat: ## Compare two saved bench outputs (OLD=old.txt NEW=new.txt)

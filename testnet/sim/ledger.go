@@ -19,6 +19,9 @@ type ledger struct {
 	strangers int // received tokens nobody sent
 	acked     int
 	delivered int // first deliveries
+
+	firstSent     time.Time // the first send
+	lastDelivered time.Time // the last first delivery
 }
 
 type msgEntry struct {
@@ -39,6 +42,9 @@ func (l *ledger) sending(token, from, room string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.msgs[token] = &msgEntry{from: from, room: room, sent: now}
+	if l.firstSent.IsZero() || now.Before(l.firstSent) {
+		l.firstSent = now
+	}
 }
 
 // ack records the node's acknowledgment of token.
@@ -64,6 +70,9 @@ func (l *ledger) received(token string, now time.Time) {
 		return
 	}
 	e.delivered++
+	if e.delivered == 1 && now.After(l.lastDelivered) {
+		l.lastDelivered = now
+	}
 	switch {
 	case e.delivered > 1:
 		l.dups++
@@ -176,6 +185,18 @@ func (l *ledger) counts() (acked, delivered int, p50, p99 time.Duration) {
 	acked, delivered = l.acked, l.delivered
 	l.mu.Unlock()
 	return acked, delivered, percentile(lat, 0.50), percentile(lat, 0.99)
+}
+
+// rate is the first deliveries of acknowledged messages per second, from
+// the first send to the last first delivery (0 before any).
+func (l *ledger) rate() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	span := l.lastDelivered.Sub(l.firstSent)
+	if l.delivered == 0 || span <= 0 {
+		return 0
+	}
+	return float64(l.delivered) / span.Seconds()
 }
 
 // percentile is the nearest-rank percentile of d (0 when empty).

@@ -43,6 +43,18 @@ type Result struct {
 	SpamSent int64
 	// P50 and P99 are the delivery latencies (send call to receipt).
 	P50, P99 time.Duration
+	// Delivered counts first deliveries of acknowledged messages, and
+	// MsgsPerSec is Delivered over the time from the first send to the last
+	// first delivery.
+	Delivered  int
+	MsgsPerSec float64
+	// PairWaits counts the times users waited to pair (StartPair until the
+	// paired event) and PairP50, PairP90 and PairP99 are their percentiles.
+	PairWaits                 int
+	PairP50, PairP90, PairP99 time.Duration
+	// Memory is each node's resident memory: once the network formed and at
+	// the end (peak).
+	Memory []NodeMemory
 	// Events lists what the scenario did, in order.
 	Events []string
 	// NodeErrors lists nodes that did not exit cleanly at the end.
@@ -59,11 +71,12 @@ type Result struct {
 func (r *Result) OK() bool { return r.Verdict.OK() && len(r.NodeErrors) == 0 && !r.Interrupted }
 
 type run struct {
-	cfg Config
-	led *ledger
-	st  stats
-	mod *moderator
-	rng *mrand.Rand // the scenario's; users have their own
+	cfg       Config
+	led       *ledger
+	st        stats
+	pairWaits durations
+	mod       *moderator
+	rng       *mrand.Rand // the scenario's; users have their own
 
 	mu      sync.Mutex
 	nodes   []*nodeProc
@@ -71,6 +84,7 @@ type run struct {
 	owners  map[int]int // libp2p listen port -> node index
 	cutSet  map[int]bool
 	events  []string
+	mem     map[int]*NodeMemory // node index -> its memory
 	started time.Time
 
 	accepting atomic.Bool // users still start new conversations
@@ -148,6 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.event("network formed: %d nodes", cfg.Nodes)
+	r.sampleMemory(ctx, true)
 	r.accepting.Store(true)
 	if err := r.addUsers(ctx, cfg.Users, r.nodeList(), true); err != nil {
 		return nil, err
@@ -194,6 +209,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if ctx.Err() != nil {
 		res.Interrupted = true
 	}
+	r.sampleMemory(context.WithoutCancel(ctx), false)
 	r.fill(res)
 	for _, n := range r.nodeList() {
 		if err := n.stop(); err != nil {
@@ -213,7 +229,12 @@ func (r *run) fill(res *Result) {
 	res.Reports = int(r.st.reports.Load())
 	res.ReportsQueued, res.Suspended = r.mod.counts()
 	res.SpamSent = r.st.spamSent.Load()
-	_, _, res.P50, res.P99 = r.led.counts()
+	_, res.Delivered, res.P50, res.P99 = r.led.counts()
+	res.MsgsPerSec = r.led.rate()
+	var pw []time.Duration
+	res.PairWaits, pw = r.pairWaits.percentiles(0.50, 0.90, 0.99)
+	res.PairP50, res.PairP90, res.PairP99 = pw[0], pw[1], pw[2]
+	res.Memory = r.memoryList()
 	r.mu.Lock()
 	res.Events = append([]string(nil), r.events...)
 	r.mu.Unlock()
@@ -478,6 +499,8 @@ func (r *run) report(res *Result) {
 	fmt.Fprintln(w, r.summaryLine())
 	fmt.Fprintf(w, "scenario %s: %d nodes, %d users, %d pairings, %d spam messages, %d reports verified, %d accounts suspended, latency p50 %v p99 %v\n",
 		res.Scenario, res.Nodes, res.Users, res.Pairings, res.SpamSent, res.Reports, res.Suspended, res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond))
+	fmt.Fprintf(w, "throughput %.0f msgs/s delivered; time to pair p50 %v p90 %v p99 %v (%d waits); peak memory per node %s\n",
+		res.MsgsPerSec, res.PairP50.Round(time.Millisecond), res.PairP90.Round(time.Millisecond), res.PairP99.Round(time.Millisecond), res.PairWaits, peakMemory(res.Memory))
 	fmt.Fprintf(w, "exactly once: %s\n", res.Verdict)
 	for _, m := range res.Verdict.MissingSample {
 		fmt.Fprintf(w, "  missing: %s\n", m)

@@ -122,6 +122,19 @@ func TestShortRun(t *testing.T) {
 	if res.Unattributed > 0 {
 		t.Errorf("%d node connections came from unknown ports: the partition proxy cannot cut them", res.Unattributed)
 	}
+	// What make bench reads (the -summary-json figures).
+	if res.PairWaits == 0 || res.PairP50 <= 0 || res.PairP99 < res.PairP50 || res.MsgsPerSec <= 0 || res.Delivered == 0 {
+		t.Errorf("time to pair: %d waits, p50 %v, p99 %v; %d delivered, %.1f msgs/s: want them measured",
+			res.PairWaits, res.PairP50, res.PairP99, res.Delivered, res.MsgsPerSec)
+	}
+	if len(res.Memory) != res.Nodes {
+		t.Errorf("memory of %d nodes, want %d", len(res.Memory), res.Nodes)
+	}
+	for _, m := range res.Memory {
+		if m.Idle == 0 || m.Peak == 0 {
+			t.Errorf("node %d: memory %+v, want both figures", m.Node, m)
+		}
+	}
 	t.Run("dashboards", func(t *testing.T) { checkDashboards(t, families) })
 	t.Run("promtool check metrics", func(t *testing.T) { checkMetricsLint(t, scrapes) })
 }
@@ -347,5 +360,43 @@ func TestLedger(t *testing.T) {
 	l.received("a", t0.Add(20*time.Millisecond))
 	if v := l.verdict(); v.OK() || v.Duplicates != 1 {
 		t.Fatalf("after a second delivery verdict = %+v, want a duplicate", v)
+	}
+}
+
+func TestProcStatusMemory(t *testing.T) {
+	status := []byte("Name:\tparleyd\nVmPeak:\t 1000 kB\nVmHWM:\t   52000 kB\nVmRSS:\t   48000 kB\nThreads:\t9\n")
+	rss, peak, err := procStatusMemory(status)
+	if err != nil || rss != 48000<<10 || peak != 52000<<10 {
+		t.Fatalf("procStatusMemory = %d, %d, %v; want %d, %d", rss, peak, err, 48000<<10, 52000<<10)
+	}
+	if _, _, err := procStatusMemory([]byte("Name:\tx\n")); err == nil {
+		t.Error("procStatusMemory(no Vm lines) succeeded")
+	}
+	if _, _, err := procStatusMemory([]byte("VmRSS:\t12 MB\nVmHWM:\t1 kB\n")); err == nil {
+		t.Error("procStatusMemory(MB) succeeded")
+	}
+}
+
+func TestProbeHTTP(t *testing.T) {
+	p, err := ProbeHTTP(context.Background(), 2, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Concurrency != 2 || p.RoundTrips == 0 || p.PerS <= 0 || p.P99Ms < p.P50Ms {
+		t.Errorf("ProbeHTTP = %+v, want round trips measured", p)
+	}
+	if _, err := ProbeHTTP(context.Background(), 0, time.Millisecond); err == nil {
+		t.Error("ProbeHTTP(concurrency 0) succeeded")
+	}
+}
+
+func TestPairWaitPercentiles(t *testing.T) {
+	var d durations
+	for i := 1; i <= 100; i++ {
+		d.add(time.Duration(i) * time.Millisecond)
+	}
+	n, p := d.percentiles(0.50, 0.99)
+	if n != 100 || p[0] != 50*time.Millisecond || p[1] != 99*time.Millisecond {
+		t.Errorf("percentiles = %d, %v; want 100, [50ms 99ms]", n, p)
 	}
 }

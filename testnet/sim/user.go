@@ -56,6 +56,7 @@ type user struct {
 	rng   *mrand.Rand
 	led   *ledger
 	st    *stats
+	waits *durations // time to pair
 	log   *slog.Logger
 	msgs  int
 	pause time.Duration
@@ -64,7 +65,8 @@ type user struct {
 	room      *client.Room
 	roomStart time.Time
 	waiting   bool
-	plan      int // messages to send in this room
+	asked     time.Time // when the waiting ticket was asked for
+	plan      int       // messages to send in this room
 	sent      int
 	nextSend  time.Time
 	byeSent   bool
@@ -99,7 +101,7 @@ func newUser(ctx context.Context, dir, name, role string, n *nodeProc, seed uint
 		return nil, err
 	}
 	u := &user{name: name, role: role, node: n, s: s, rng: mrand.New(mrand.NewPCG(seed, 0x7e57)), //nolint:gosec // G404: reproducible simulation choices, not secrets
-		led: r.led, st: &r.st,
+		led: r.led, st: &r.st, waits: &r.pairWaits,
 		log: r.cfg.Logger.With("user", name, "role", role), msgs: r.cfg.Messages, pause: r.cfg.Pause}
 	if _, err := s.Register(ctx, ""); err != nil {
 		_ = s.Close()
@@ -177,10 +179,11 @@ func (u *user) setIdle() {
 func (u *user) step(ctx context.Context, r *run) error {
 	switch {
 	case u.idle() && r.starting() && !u.stopped:
+		asked := time.Now()
 		if _, err := u.s.StartPair(ctx, u.interests()); err != nil && !errors.Is(err, client.ErrAlreadyWaiting) {
 			return err
 		}
-		u.waiting = true
+		u.waiting, u.asked = true, asked
 		u.st.waiting.Add(1)
 	}
 	// A waiting ticket is never withdrawn: a withdrawal racing the draw
@@ -213,6 +216,7 @@ func (u *user) handle(ctx context.Context, ev client.Event, now time.Time) error
 		if u.waiting {
 			u.waiting = false
 			u.st.waiting.Add(-1)
+			u.waits.add(now.Sub(u.asked))
 		}
 		u.room = ev.Paired
 		u.roomStart = now
