@@ -42,8 +42,8 @@ ok  	example.com/b	1.0s
 	}
 }
 
-// The recorded output of a real run (testdata/run, 300x; blob.txt is
-// made up: BenchmarkBlob256MiB did not exist yet).
+// The recorded output of real runs (testdata/run: the end-to-end
+// benchmarks at 300x, a 3-node 50-user testnet).
 func TestParseRecorded(t *testing.T) {
 	f, err := os.Open(filepath.Join("testdata", "run", FileEndToEnd))
 	if err != nil {
@@ -159,5 +159,23 @@ func TestLoadMissing(t *testing.T) {
 	// The failed step's figures that were printed are still shown.
 	if got := byFigure["2 nodes, ws, 1 sender: throughput"].Limit.String(); got != "114,564 msgs/s (raw libp2p stream)" {
 		t.Errorf("federated limit = %q, want the raw libp2p figure", got)
+	}
+}
+
+// Issue 7's figures are found as metrics of the benchmark too (the
+// summary sub-benchmark's upload-MB/s, raw-xchacha-MB/s ...).
+func TestBlobFromMetrics(t *testing.T) {
+	b, err := benchFrom([]byte("BenchmarkBlob256MiB/summary-2 \t 1\t 121.3 download-MB/s\t 26.23 pct-of-limit\t 462.5 raw-libp2p-MB/s\t 941.7 raw-xchacha-MB/s\t 124.3 upload-MB/s\nPASS\n"), benchBlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := blobRows(b)
+	for i, want := range []string{"124 MB/s", "121 MB/s"} {
+		if got := rows[i].Value.String(); got != want {
+			t.Errorf("%s = %q, want %q", rows[i].Figure, got, want)
+		}
+	}
+	if got := rows[0].Limit.String(); got != "462 MB/s (raw libp2p stream)" {
+		t.Errorf("limit = %q, want the raw libp2p figure", got)
 	}
 }
