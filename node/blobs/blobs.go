@@ -151,10 +151,10 @@ var (
 // (DESIGN §3.6, spec 08 §12); StreamFetcher implements it over libp2p and
 // Store.Fetch calls it. Fetch asks origin for the manifest of addr,
 // checks it with blob.VerifyManifest and hands it to manifest, then reads
-// the chunks from chunk `from` on, verifies each with blob.VerifyChunk as
-// it arrives, and hands the verified chunks to put in order, stopping at
-// the first bad one. An error from manifest or put stops it and is
-// returned (wrapped).
+// the chunks from chunk `from` on and hands each to put as it arrives, in
+// order; put checks it with blob.VerifyChunk before keeping it (so each
+// chunk is hashed once) and its error stops the fetch. An error from
+// manifest or put is returned (wrapped).
 type Fetcher interface {
 	Fetch(ctx context.Context, origin keys.NodeID, addr blob.Address, from uint32, manifest func([]byte) error, put func(index uint32, chunk []byte) error) error
 }

@@ -2,12 +2,12 @@ package blobs
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -42,9 +42,13 @@ const (
 	fetchFailed    = "failed"
 )
 
+// readAhead is how many chunk frames a fetch reads ahead of the one being
+// checked and written: about 2 MiB.
+const readAhead = 32
+
 // syncEvery is how many chunks a fetch writes between syncs (and part
-// records): about 4 MiB.
-const syncEvery = 64
+// records): about 16 MiB.
+const syncEvery = 256
 
 // cacheOwner owns the blobs fetched from other nodes.
 var cacheOwner keys.AccountID
@@ -116,6 +120,9 @@ type cacheFile struct {
 	next    uint32
 	batch   *store.Batch
 	pending int
+	// syncing is the result of the sync in the background, nil when
+	// none is running (see put).
+	syncing chan error
 }
 
 // fetch does Fetch's work; the address is this caller's to fetch.
@@ -243,36 +250,74 @@ func (c *cacheFile) put(index uint32, chunk []byte) error {
 	if _, err := c.f.WriteAt(chunk, int64(index)*blob.MaxChunkSize); err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}
-	h := sha256.Sum256(chunk)
-	c.batch.Set(partKey(c.id, index), h[:])
+	// A cache entry's part record is the chunk's hash from the manifest,
+	// just checked: no account can PUT a part of a cache entry, so no
+	// SHA-256 of the part is ever compared with it, and the chunk is not
+	// hashed a second time.
+	c.batch.Set(partKey(c.id, index), c.m.ChunkHashes[index][:])
 	c.next++
 	if c.pending++; c.pending >= syncEvery {
-		return c.flush()
+		return c.flushAsync()
 	}
 	return nil
 }
 
-// flush syncs the file and then records the chunks written since the last
-// flush.
-func (c *cacheFile) flush() error {
-	if c.pending == 0 {
+// flushAsync starts syncing the file and then recording the chunks
+// written so far in the background, so the next chunks are received and
+// written while the disk catches up, once the previous background sync
+// has finished (its error is returned). A chunk is still recorded only
+// after a sync that began after it was written.
+func (c *cacheFile) flushAsync() error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	b, n, created := c.batch, c.pending, c.created
+	c.batch, c.pending, c.created = c.s.db.NewBatch(), 0, false
+	c.syncing = make(chan error, 1)
+	go func(done chan<- error) { done <- c.sync(b, n, created) }(c.syncing)
+	return nil
+}
+
+// wait waits for the background sync, if any, and returns its error.
+func (c *cacheFile) wait() error {
+	if c.syncing == nil {
 		return nil
 	}
+	err := <-c.syncing
+	c.syncing = nil
+	return err
+}
+
+// flush syncs the file and then records the chunks written since the last
+// flush.
+// flush waits for the background sync, if any, before it returns. Every
+// fetch ends with a flush, so no background sync outlives it.
+func (c *cacheFile) flush() error {
+	werr := c.wait()
+	if c.pending == 0 || werr != nil {
+		return werr
+	}
+	b, n, created := c.batch, c.pending, c.created
+	c.batch, c.pending, c.created = c.s.db.NewBatch(), 0, false
+	return c.sync(b, n, created)
+}
+
+// sync syncs the file (and its directory if created) and then commits b,
+// the records of n chunks.
+func (c *cacheFile) sync(b *store.Batch, n int, created bool) error {
 	if err := c.f.Sync(); err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}
-	if c.created {
+	if created {
 		if err := syncDir(c.s.uploadDir()); err != nil {
 			return err
 		}
-		c.created = false
 	}
 	// A fetch cut short by its context still records what it wrote.
-	if err := c.s.db.Commit(context.WithoutCancel(c.ctx), c.batch); err != nil {
+	if err := c.s.db.Commit(context.WithoutCancel(c.ctx), b); err != nil {
 		return err
 	}
-	c.s.m.parts.Add(float64(c.pending))
-	c.batch, c.pending = c.s.db.NewBatch(), 0
+	c.s.m.parts.Add(float64(n))
 	return nil
 }
 
@@ -343,24 +388,64 @@ func (f *StreamFetcher) Fetch(ctx context.Context, origin keys.NodeID, addr blob
 	if err := manifest(a.Manifest); err != nil {
 		return err
 	}
-	for i := from; i < m.ChunkCount; i++ {
-		body, err := f.readFrame(st, &buf, 6+blob.MaxChunkSize)
-		if err != nil {
-			return fmt.Errorf("chunk %d: %w", i, err)
+	// A reader goroutine takes the chunk frames off the stream while put
+	// checks and writes the ones before: the network and the disk work at
+	// once. It holds at most readAhead frames; it stops when Fetch
+	// returns (the stream is reset) and Fetch waits for it.
+	type frame struct {
+		body []byte
+		err  error
+	}
+	free := make(chan []byte, readAhead)
+	for range readAhead {
+		free <- make([]byte, 0, 6+blob.MaxChunkSize)
+	}
+	frames := make(chan frame, readAhead)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := from; i < m.ChunkCount; i++ {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			body, err := f.readFrame(st, &b, 6+blob.MaxChunkSize)
+			select {
+			case frames <- frame{body, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		index, chunk, err := blob.DecodeChunkFrame(body)
+	}()
+	defer func() {
+		close(done)
+		_ = st.Reset()
+		wg.Wait()
+	}()
+	for i := from; i < m.ChunkCount; i++ {
+		fr := <-frames
+		if fr.err != nil {
+			return fmt.Errorf("chunk %d: %w", i, fr.err)
+		}
+		index, chunk, err := blob.DecodeChunkFrame(fr.body)
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: %w", ErrOrigin, err)
 		case index != i:
 			return fmt.Errorf("%w: chunk %d where %d was due", ErrOrigin, index, i)
 		}
-		if err := blob.VerifyChunk(m, i, chunk); err != nil {
-			return fmt.Errorf("%w: %w", ErrMismatch, err)
-		}
+		// put checks the chunk (blob.VerifyChunk) before it keeps it.
 		if err := put(i, chunk); err != nil {
 			return err
 		}
+		free <- fr.body[:0]
 	}
 	return nil
 }
