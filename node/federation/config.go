@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/node/outbox"
 	"github.com/parley-chat/parley/protocol/wire"
 )
 
@@ -20,7 +21,10 @@ type Config struct {
 	// Default 256; at most wire.MaxDeliverEnvelopes (1024).
 	MaxBatch int `toml:"max_batch" comment:"Most envelopes per delivery frame (default 256, max 1024)."`
 	// Window is how many Batches the sender writes to one destination
-	// ahead of their Acks (spec 12-delivery §1). Default 4; 1 to MaxWindow.
+	// ahead of their Acks (spec 12-delivery §1). A Batch goes ahead of
+	// another's Ack only with at least a quarter of MaxBatch entries
+	// queued, so that light load is sent one Batch at a time and heavy
+	// load in large Batches. Default 4; 1 to MaxWindow.
 	Window int `toml:"window" comment:"Delivery frames in flight per destination before their acks (default 4, max 16)."`
 	// DialTimeout bounds opening a delivery stream to a destination.
 	// Default 10s.
@@ -97,6 +101,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("federation: max_peers %d is negative", c.MaxPeers))
 	}
 	return errors.Join(errs...)
+}
+
+// aheadMin is how many entries a Batch written ahead of another's Ack
+// must have available.
+func (c Config) aheadMin() int { return max(c.MaxBatch/4, 1) }
+
+// backoff is the retry policy (spec 12-delivery §5).
+func (c Config) backoff() outbox.Backoff {
+	return outbox.Backoff{Base: c.BackoffBase, Max: c.BackoffMax}
 }
 
 // DefaultConfig returns the defaults.

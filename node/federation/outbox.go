@@ -279,6 +279,22 @@ func (ob *Outbox) Peek(dest keys.NodeID, from uint64, limit, maxBytes int) ([]En
 	return out, nil
 }
 
+// available returns how many of dest's entries numbered from on are
+// visible, at most: numbers lost to a failed commit count too.
+func (ob *Outbox) available(dest keys.NodeID, from uint64) int {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	q := ob.queues[dest]
+	if q == nil {
+		return 0
+	}
+	from = max(from, q.floor)
+	if v := q.visible(); v >= from {
+		return int(min(v-from+1, 1<<30))
+	}
+	return 0
+}
+
 func decodeEntry(seq uint64, v []byte) Entry {
 	e := Entry{Seq: seq, Size: len(v)}
 	if len(v) < 9 || v[0] != outboxVersion {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/node/outbox"
 	"github.com/parley-chat/parley/protocol/envelope"
 	fed "github.com/parley-chat/parley/protocol/federation"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -123,20 +123,15 @@ func (s *Sender) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 
-	notifiee := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		id, err := keys.NodeIDFromPeerIDBytes([]byte(c.RemotePeer()))
-		if err != nil {
-			return
-		}
+	stop := outbox.Watch(s.host.Network(), func(id keys.NodeID) {
 		s.mu.Lock()
 		w := s.workers[id]
 		s.mu.Unlock()
 		if w != nil {
 			poke(w.reconnect)
 		}
-	}}
-	s.host.Network().Notify(notifiee)
-	defer s.host.Network().StopNotify(notifiee)
+	})
+	defer stop()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -190,7 +185,7 @@ func (s *Sender) work(ctx context.Context, w *worker) {
 		} else {
 			attempt++
 			retriedAtOnce = false
-			wait = s.backoff(attempt)
+			wait = s.cfg.backoff().Delay(attempt)
 			s.log.Debug("delivery failed", "dest", w.dest, "attempt", attempt, "retry_in", wait, "err", err)
 		}
 		s.metrics.retries.Inc()
@@ -226,6 +221,7 @@ func (s *Sender) session(ctx context.Context, w *worker, wake <-chan struct{}) (
 		inflight = make(chan *flight, s.cfg.Window)
 		slots    = make(chan struct{}, s.cfg.Window)
 		failed   = make(chan error, 1)
+		freed    = make(chan struct{}, 1) // an Ack freed a slot
 		nacked   atomic.Int64
 		reader   sync.WaitGroup
 		stop     func() bool
@@ -250,6 +246,21 @@ func (s *Sender) session(ctx context.Context, w *worker, wake <-chan struct{}) (
 		case err := <-failed:
 			return 0, false, err
 		case slots <- struct{}{}:
+		}
+		// Ahead of an Ack only a Batch worth it: under light load one
+		// Batch at a time (each Ack brings what queued meanwhile), under
+		// load up to Window of them.
+		if len(slots) > 1 && s.ob.available(w.dest, next) < s.cfg.aheadMin() {
+			<-slots
+			select {
+			case <-ctx.Done():
+				return 0, false, ctx.Err()
+			case err := <-failed:
+				return 0, false, err
+			case <-wake:
+			case <-freed:
+			}
+			continue
 		}
 		entries, err := s.ob.Peek(w.dest, next, s.cfg.MaxBatch, wire.MaxDeliverFrame-fed.BatchOverhead)
 		if err == nil {
@@ -278,7 +289,7 @@ func (s *Sender) session(ctx context.Context, w *worker, wake <-chan struct{}) (
 			str := st
 			stop = context.AfterFunc(ctx, func() { _ = str.SetDeadline(time.Now()) })
 			rd := bufio.NewReaderSize(st, 4096)
-			reader.Go(func() { s.readAcks(ctx, w, str, rd, inflight, slots, failed, &nacked) })
+			reader.Go(func() { s.readAcks(ctx, w, str, rd, inflight, slots, freed, failed, &nacked) })
 		}
 		w.seq++
 		f := &flight{seq: w.seq, entries: entries, sent: time.Now()}
@@ -316,7 +327,7 @@ func (s *Sender) write(w *worker, st network.Stream, f *flight) error {
 // first failure on failed and stops; it stops too when inflight is
 // closed.
 func (s *Sender) readAcks(ctx context.Context, w *worker, st network.Stream, rd *bufio.Reader,
-	inflight <-chan *flight, slots <-chan struct{}, failed chan<- error, nacked *atomic.Int64) {
+	inflight <-chan *flight, slots <-chan struct{}, freed chan struct{}, failed chan<- error, nacked *atomic.Int64) {
 	for f := range inflight {
 		err := st.SetReadDeadline(f.sent.Add(s.cfg.AckTimeout))
 		if err == nil {
@@ -329,6 +340,7 @@ func (s *Sender) readAcks(ctx context.Context, w *worker, st network.Stream, rd 
 		nacked.Add(1)
 		w.setState(stateConnected)
 		<-slots
+		poke(freed)
 	}
 }
 
@@ -360,18 +372,6 @@ func (s *Sender) readAck(ctx context.Context, w *worker, rd *bufio.Reader, f *fl
 	// Acks come in order and every earlier entry was acknowledged or
 	// dropped: nothing below this Batch's last entry is left.
 	return s.ob.Remove(context.WithoutCancel(ctx), w.dest, done, done[len(done)-1]+1)
-}
-
-// backoff returns the delay before retry number attempt (from 1): uniform
-// in [0, min(BackoffMax, BackoffBase × 2^(attempt-1))] (full jitter).
-func (s *Sender) backoff(attempt int) time.Duration {
-	limit := s.cfg.BackoffMax
-	if shift := attempt - 1; shift < 40 {
-		if d := s.cfg.BackoffBase << shift; d > 0 && d < limit {
-			limit = d
-		}
-	}
-	return rand.N(limit + 1) //nolint:gosec // jitter, not a secret
 }
 
 // dropStale removes entries older than Config.Retention, and corrupt ones,

@@ -8,6 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/node/outbox"
 )
 
 // Config is the report forwarding part of the node configuration
@@ -37,6 +39,11 @@ type Config struct {
 	PeerBurst int `toml:"peer_burst" comment:"Reports one peer may forward in a burst (default 30)."`
 	// MaxPeers is how many peers' rate-limit buckets are kept. Default 4096.
 	MaxPeers int `toml:"max_peers" comment:"Peers whose report rate is tracked (default 4096)."`
+}
+
+// backoff is the retry policy (spec 13-moderation §2.1).
+func (c Config) backoff() outbox.Backoff {
+	return outbox.Backoff{Base: c.BackoffBase, Max: c.BackoffMax}
 }
 
 // DefaultConfig returns the defaults.

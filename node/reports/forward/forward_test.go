@@ -110,6 +110,11 @@ type tnode struct {
 
 func newNode(ctx context.Context, t *testing.T, wg *sync.WaitGroup) *tnode {
 	t.Helper()
+	return newNodeCfg(ctx, t, wg, forward.Config{Poll: 5 * time.Millisecond, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Timeout: 5 * time.Second, PeerBurst: 4})
+}
+
+func newNodeCfg(ctx context.Context, t *testing.T, wg *sync.WaitGroup, cfg forward.Config) *tnode {
+	t.Helper()
 	n := &tnode{reg: prometheus.NewRegistry(), pen: &penalizer{}, accts: &fakeAccounts{suspended: map[keys.AccountID]bool{}}}
 	var err error
 	if n.key, err = keys.GenerateNodeKey(rand.Reader); err != nil {
@@ -130,7 +135,6 @@ func newNode(ctx context.Context, t *testing.T, wg *sync.WaitGroup) *tnode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.host.Close() })
-	cfg := forward.Config{Poll: 5 * time.Millisecond, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Timeout: 5 * time.Second, PeerBurst: 4}
 	opts := []forward.Option{forward.WithRegisterer(n.reg), forward.WithPenalizer(n.pen)}
 	h, err := forward.NewHandler(cfg, n.rep, opts...)
 	if err != nil {
@@ -266,6 +270,37 @@ func TestForwardAcrossNodes(t *testing.T) {
 	}
 	if n := metric(a.reg, "parley_reports_rejected_total", "bad_commitment", "federation"); n != 1 {
 		t.Errorf("rejected{bad_commitment} = %v, want 1", n)
+	}
+}
+
+// spec 13-moderation §2.1: a report whose forwarding failed waits out its
+// backoff, unless a connection to its destination is established: then
+// it is due at once.
+func TestRetryOnReconnect(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	a := newNode(ctx, t, &wg)
+	// B's first attempt fails (it knows no address of A); its backoff
+	// would then last up to 10 hours.
+	b := newNodeCfg(ctx, t, &wg, forward.Config{Poll: 5 * time.Millisecond, BackoffBase: 10 * time.Hour, BackoffMax: 10 * time.Hour, Timeout: 5 * time.Second})
+	harasser, victim := keys.AccountID{0xa2}, keys.AccountID{0xb2}
+	ra, rb, tb := pair(t, a, b, harasser, victim)
+	if _, err := b.rep.Submit(ctx, victim, harass(t, a, ra, rb, tb, "go away")); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "B's first attempt fails", func() bool {
+		return metric(b.reg, "parley_report_forward_sent_total", "failed") >= 1
+	})
+	cctx, ccancel := context.WithTimeout(ctx, poll.Timeout)
+	defer ccancel()
+	if err := b.host.Connect(cctx, peer.AddrInfo{ID: a.host.ID(), Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "B's outbox is empty", func() bool { n, _ := b.ob.Pending(10); return n == 0 })
+	if v := metric(b.reg, "parley_report_forward_sent_total", "accepted"); v != 1 {
+		t.Errorf("sent_total{accepted} = %v, want 1", v)
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/node/outbox"
 	"github.com/parley-chat/parley/node/reports"
 	"github.com/parley-chat/parley/node/store"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -107,6 +108,11 @@ type Sender struct {
 	sent    *prometheus.CounterVec
 	dropped prometheus.Counter
 	pending prometheus.Gauge
+
+	kick chan struct{} // cap 1: a destination reconnected
+
+	mu          sync.Mutex
+	reconnected map[keys.NodeID]bool // connected to since the last pass
 }
 
 // NewSender returns a sender that opens proto streams (node/p2p:
@@ -118,6 +124,7 @@ func NewSender(cfg Config, ob *Outbox, h host.Host, proto protocol.ID, opts ...O
 	o := buildOptions(opts)
 	s := &Sender{
 		cfg: cfg.withDefaults(), ob: ob, host: h, proto: proto, now: o.now, log: o.logger,
+		kick: make(chan struct{}, 1), reconnected: make(map[keys.NodeID]bool),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_report_forward_sent_total",
 			Help: "Attempts to forward a report to the accused's node, by outcome (accepted, duplicate, rejected, busy, failed).",
@@ -137,8 +144,20 @@ func NewSender(cfg Config, ob *Outbox, h host.Host, proto protocol.ID, opts ...O
 	return s, nil
 }
 
-// Run delivers due reports until ctx ends; it returns nil then.
+// Run delivers due reports until ctx ends; it returns nil then. When a
+// connection to a destination is established, that destination's reports
+// are due at once and their backoff starts afresh.
 func (s *Sender) Run(ctx context.Context) error {
+	stop := outbox.Watch(s.host.Network(), func(id keys.NodeID) {
+		s.mu.Lock()
+		s.reconnected[id] = true
+		s.mu.Unlock()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -147,12 +166,17 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-s.kick:
 		}
 	}
 }
 
 // pass tries every due entry once.
 func (s *Sender) pass(ctx context.Context) {
+	s.mu.Lock()
+	reconnected := s.reconnected
+	s.reconnected = make(map[keys.NodeID]bool)
+	s.mu.Unlock()
 	var due []entry
 	n := 0
 	now := s.now()
@@ -166,9 +190,12 @@ func (s *Sender) pass(ctx context.Context) {
 			_ = s.ob.st.Commit(ctx, b)
 			return true
 		}
-		if !e.next.After(now) {
-			due = append(due, e)
+		if reconnected[e.to] {
+			e.attempts = 0 // a fresh backoff
+		} else if e.next.After(now) {
+			return true
 		}
+		due = append(due, e)
 		return true
 	})
 	if err != nil {
@@ -187,6 +214,10 @@ func (s *Sender) pass(ctx context.Context) {
 // attempt forwards e once and updates or deletes its entry.
 func (s *Sender) attempt(ctx context.Context, e entry) {
 	a, err := s.deliver(ctx, e)
+	// Our own dial announces a connection; it is no reconnection.
+	s.mu.Lock()
+	delete(s.reconnected, e.to)
+	s.mu.Unlock()
 	outcome := "failed"
 	if err == nil {
 		outcome = a.Status.String()
@@ -210,7 +241,7 @@ func (s *Sender) attempt(ctx context.Context, e entry) {
 			s.log.Debug("forwarding a report failed", "node", e.to.String(), "err", err)
 		}
 		e.attempts++
-		delay := s.backoff(e.attempts)
+		delay := s.cfg.backoff().Delay(int(e.attempts))
 		if err == nil {
 			delay = max(delay, time.Duration(a.RetryAfter)*time.Millisecond)
 		}
@@ -220,16 +251,6 @@ func (s *Sender) attempt(ctx context.Context, e entry) {
 	if err := s.ob.st.Commit(ctx, b); err != nil && ctx.Err() == nil {
 		s.log.Error("updating the report outbox", "err", err)
 	}
-}
-
-// backoff is a delay in [0, min(BackoffMax, BackoffBase × 2^(attempt-1))].
-func (s *Sender) backoff(attempt uint32) time.Duration {
-	limit := s.cfg.BackoffBase
-	for i := uint32(1); i < attempt && limit < s.cfg.BackoffMax; i++ {
-		limit *= 2
-	}
-	limit = min(limit, s.cfg.BackoffMax)
-	return rand.N(limit + 1) //nolint:gosec // jitter, not a secret
 }
 
 // deliver opens a stream to e.to, writes the report and reads the answer.
