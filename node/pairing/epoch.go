@@ -23,13 +23,20 @@ import (
 // inputs and purge old links.
 const maxBatchWrites = 4096
 
-// Run processes each epoch when it ends (RunEpoch) and purges old records
-// every Config.PurgeEvery (and once at the start), until ctx ends; then it
-// returns nil. The owner calls it in a goroutine and waits for it. If
+// Run processes each epoch when it ends and purges old records every
+// Config.PurgeEvery (and once at the start), until ctx ends; then it
+// waits for the epochs in progress and returns nil. The owner calls it in
+// a goroutine and waits for it. Epochs are pipelined: epoch k's draw,
+// confirmations and settling run while epoch k+1 closes and publishes (a
+// ticket still being drawn in k waits for k's settling before it joins a
+// later epoch), and the second halves run in epoch order. If
 // processing falls behind by more than an epoch, the missed epochs are
 // skipped: their tickets join the next one processed.
 func (l *Lottery) Run(ctx context.Context) error {
 	nextPurge := l.now()
+	var backs sync.WaitGroup
+	defer backs.Wait()
+	var prev chan struct{} // closed when the previous epoch is settled
 	for {
 		now := l.now()
 		cur := l.epochAt(now)
@@ -40,8 +47,20 @@ func (l *Lottery) Run(ctx context.Context) error {
 			if skipped := cur - 1 - open; skipped > 0 {
 				l.log.Warn("epochs skipped", "epochs", skipped)
 			}
-			if err := l.RunEpoch(ctx, cur-1); err != nil && ctx.Err() == nil {
-				l.log.Error("processing epoch", "epoch", cur-1, "err", err)
+			epoch := cur - 1
+			p, err := l.drawEpoch(ctx, epoch)
+			if p == nil {
+				l.epochDone(epoch, p, err)
+			} else {
+				after, done := prev, make(chan struct{})
+				prev = done
+				backs.Go(func() {
+					defer close(done)
+					if after != nil {
+						<-after
+					}
+					l.epochDone(epoch, p, l.settleEpoch(ctx, p))
+				})
 			}
 		}
 		if !now.Before(nextPurge) && ctx.Err() == nil {
@@ -62,41 +81,103 @@ func (l *Lottery) Run(ctx context.Context) error {
 	}
 }
 
+// epochDone records the end of epoch's processing (p nil if it never
+// closed) with its error, and logs the error.
+func (l *Lottery) epochDone(epoch uint64, p *pendingEpoch, err error) {
+	l.finishDraw(epoch)
+	if p != nil {
+		l.metric.epochSeconds.Observe(l.now().Sub(p.start).Seconds())
+	}
+	if err != nil && !errors.Is(err, ErrEpochClosed) {
+		l.metric.epochFailures.Inc()
+		l.log.Error("processing epoch", "epoch", epoch, "err", err)
+	}
+}
+
 // RunEpoch processes epoch, which must not be closed yet (ErrEpochClosed
 // otherwise): it closes it (later requests join later epochs), stamps the
 // tickets waiting for it, commits, reveals, collects, stores the inputs,
-// draws and settles, as the package documentation describes. Run calls it
-// when the epoch ends; tests call it directly. When it fails, every ticket
-// that took part rolls over (or expires), as if unpaired.
+// draws, confirms and settles, as the package documentation describes.
+// Run does the same in two halves, pipelined; tests call it directly.
+// When it fails, every ticket that took part rolls over (or expires), as
+// if unpaired.
 func (l *Lottery) RunEpoch(ctx context.Context, epoch uint64) (err error) {
+	p, err := l.drawEpoch(ctx, epoch)
+	if p != nil {
+		err = l.settleEpoch(ctx, p)
+	}
+	if err != nil && !errors.Is(err, ErrEpochClosed) {
+		l.metric.epochFailures.Inc()
+	}
+	l.finishDraw(epoch)
+	if p != nil {
+		l.metric.epochSeconds.Observe(l.now().Sub(p.start).Seconds())
+	}
+	return err
+}
+
+// pendingEpoch is an epoch closed and drawn, to be confirmed and settled.
+type pendingEpoch struct {
+	epoch   uint64
+	start   time.Time
+	ents    []*waiting
+	res     *lottery.Result
+	matches []match
+	sum     summary
+	mine    []*lottery.Ticket // this node's tickets of the epoch, stamped
+	local   map[[32]byte]int  // their IDs, to their index in mine and ents
+	err     error             // the publication's
+}
+
+// drawEpoch is the first half of RunEpoch: it closes epoch, then stamps,
+// publishes and reveals (it returns once the epoch's tickets closed). It
+// returns nil (and the error) if the epoch could not be closed; otherwise
+// the pending epoch, whose tickets are being drawn until settleEpoch.
+func (l *Lottery) drawEpoch(ctx context.Context, epoch uint64) (*pendingEpoch, error) {
 	l.runMu.Lock()
 	defer l.runMu.Unlock()
-	start := l.now()
-	defer l.finishDraw(epoch)
-	defer func() {
-		l.metric.epochSeconds.Observe(l.now().Sub(start).Seconds())
-		if err != nil && !errors.Is(err, ErrEpochClosed) {
-			l.metric.epochFailures.Inc()
-		}
-	}()
+	p := &pendingEpoch{epoch: epoch, start: l.now()}
 	if done, err := l.st.Has(epochKey(epoch, epochSummary)); err != nil {
-		return fmt.Errorf("pairing: epoch %d: %w", epoch, err)
+		return nil, fmt.Errorf("pairing: epoch %d: %w", epoch, err)
 	} else if done {
-		return fmt.Errorf("%w: %d", ErrEpochClosed, epoch)
+		return nil, fmt.Errorf("%w: %d", ErrEpochClosed, epoch)
 	}
 	ents, err := l.close(epoch)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	matches, sum, err := l.draw(ctx, epoch, ents)
-	if err != nil {
-		matches = nil
+	p.ents = ents
+	// Confirmations about the epoch wait for its draw from now on.
+	l.mu.Lock()
+	l.drawnEntry(epoch)
+	l.mu.Unlock()
+	p.mine, p.local, p.err = l.publish(ctx, epoch, ents)
+	return p, nil
+}
+
+// settleEpoch is the second half of RunEpoch: it collects, stores and
+// draws p's epoch, confirms its pairs with the other nodes and settles it.
+// These halves run one at a time, in epoch order.
+func (l *Lottery) settleEpoch(ctx context.Context, p *pendingEpoch) error {
+	l.settleMu.Lock()
+	defer l.settleMu.Unlock()
+	err := p.err
+	var kept []match
+	if err == nil {
+		p.res, p.matches, p.sum, err = l.draw(ctx, p.epoch, p.ents, p.mine, p.local)
 	}
-	if serr := l.settle(ctx, epoch, ents, matches, sum); serr != nil {
+	if err == nil && p.res != nil {
+		var disagreed bool
+		kept, disagreed = l.confirm(ctx, p.epoch, p.res, p.matches)
+		if disagreed {
+			l.metric.disagreed.Inc()
+		}
+	}
+	if serr := l.settle(ctx, p.epoch, p.ents, kept, p.sum); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	if err != nil {
-		return fmt.Errorf("pairing: epoch %d: %w", epoch, err)
+		return fmt.Errorf("pairing: epoch %d: %w", p.epoch, err)
 	}
 	return nil
 }
@@ -112,7 +193,7 @@ func (l *Lottery) close(epoch uint64) ([]*waiting, error) {
 	l.nextOpen = epoch + 1
 	var ents []*waiting
 	for _, w := range l.waiting {
-		if w.epoch <= epoch {
+		if w.epoch <= epoch && !w.drawing {
 			ents = append(ents, w)
 		}
 	}
@@ -131,7 +212,7 @@ func (l *Lottery) close(epoch uint64) ([]*waiting, error) {
 		ents = ents[:l.cfg.MaxTicketsPerEpoch]
 	}
 	for _, w := range ents {
-		w.epoch = epoch
+		w.epoch, w.drawing = epoch, true
 	}
 	return ents, nil
 }
@@ -147,11 +228,10 @@ type match struct {
 	remote   *lottery.Ticket
 }
 
-// draw stamps ents' tickets for epoch, commits and reveals, collects and
-// stores the epoch's inputs, draws, and returns the drawn pairs this node
-// is part of (those with a remote ticket confirmed by its home node).
-func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]match, summary, error) {
-	var sum summary
+// publish stamps ents' tickets for epoch, publishes them with this node's
+// commit, and reveals once the tickets closed. It returns the stamped
+// tickets and their index by ID.
+func (l *Lottery) publish(ctx context.Context, epoch uint64, ents []*waiting) ([]*lottery.Ticket, map[[32]byte]int, error) {
 	now := l.now()
 	mine := make([]*lottery.Ticket, len(ents))
 	for i, w := range ents {
@@ -159,7 +239,7 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 	}
 	for i := 0; i < len(mine); i += wire.MaxStampBatch {
 		if err := lottery.StampTickets(l.key, now, mine[i:min(i+wire.MaxStampBatch, len(mine))]); err != nil {
-			return nil, sum, err
+			return nil, nil, err
 		}
 	}
 	local := make(map[[32]byte]int, len(mine))
@@ -169,33 +249,41 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 
 	reveal, err := lottery.NewReveal(l.rand)
 	if err != nil {
-		return nil, sum, err
+		return nil, nil, err
 	}
 	if err := l.net.Publish(ctx, epoch, mine, lottery.SignCommit(l.key, epoch, reveal)); err != nil {
-		return nil, sum, fmt.Errorf("publishing: %w", err)
+		return nil, nil, fmt.Errorf("publishing: %w", err)
 	}
 	if err := l.net.Reveal(ctx, epoch, lottery.SignReveal(l.key, epoch, reveal)); err != nil {
-		return nil, sum, fmt.Errorf("revealing: %w", err)
+		return nil, nil, fmt.Errorf("revealing: %w", err)
 	}
+	return mine, local, nil
+}
+
+// draw collects and stores the epoch's inputs, draws, and returns the
+// draw and the drawn pairs this node is part of (not yet confirmed); no
+// draw (nil) for an idle epoch. mine and local are publish's.
+func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting, mine []*lottery.Ticket, local map[[32]byte]int) (*lottery.Result, []match, summary, error) {
+	var sum summary
 	in, err := l.net.Collect(ctx, epoch)
 	if err != nil {
-		return nil, sum, fmt.Errorf("collecting: %w", err)
+		return nil, nil, sum, fmt.Errorf("collecting: %w", err)
 	}
 	in.Epoch = epoch
 	if err := l.storeProofs(ctx, epoch); err != nil {
-		return nil, sum, err
+		return nil, nil, sum, err
 	}
 	if len(in.Tickets) == 0 {
-		return nil, sum, nil // an idle epoch: nothing to draw or keep
+		return nil, nil, sum, nil // an idle epoch: nothing to draw or keep
 	}
-	// Persist before telling anyone: the inputs are the evidence for
-	// every pair this epoch announces.
-	if err := l.storeInputs(ctx, in); err != nil {
-		return nil, sum, err
-	}
+	// Draw (nothing is told yet), then persist before telling anyone:
+	// the inputs are the evidence for every pair this epoch announces.
 	res, err := lottery.Draw(in)
+	if serr := l.storeInputs(ctx, in, res); serr != nil {
+		return nil, nil, sum, serr
+	}
 	if err != nil {
-		return nil, sum, fmt.Errorf("drawing: %w", err)
+		return nil, nil, sum, fmt.Errorf("drawing: %w", err)
 	}
 	sum = summary{seed: res.Seed, tickets: uint32(len(in.Tickets)), drawn: uint32(len(res.Pairs))}
 	l.metric.excluded.Add(float64(len(res.Excluded)))
@@ -241,11 +329,7 @@ func (l *Lottery) draw(ctx context.Context, epoch uint64, ents []*waiting) ([]ma
 		}
 	}
 	l.recordDraw(epoch, res.View, matches)
-	kept, disagreed := l.confirm(ctx, epoch, res, matches)
-	if disagreed {
-		l.metric.disagreed.Inc()
-	}
-	return kept, sum, nil
+	return res, matches, sum, nil
 }
 
 // maxConfirms bounds the confirm exchanges (one per other node) one epoch
@@ -408,8 +492,11 @@ func (l *Lottery) Proofs(ctx context.Context, epoch uint64) ([]lottery.Equivocat
 }
 
 // storeInputs durably writes an epoch's tickets, commits and reveals under
-// epoch/<n>/, in batches of at most maxBatchWrites.
-func (l *Lottery) storeInputs(ctx context.Context, in lottery.EpochInputs) error {
+// epoch/<n>/, in batches of at most maxBatchWrites: the tickets that make
+// a whole stamp batch of one node (as gossiped, spec 07-lottery §13.2),
+// all accepted by the draw res, as one record of that batch, the others
+// one by one (without a draw, all one by one).
+func (l *Lottery) storeInputs(ctx context.Context, in lottery.EpochInputs, res *lottery.Result) error {
 	b := l.st.NewBatch()
 	flush := func(force bool) error {
 		if b.Len() == 0 || (!force && b.Len() < maxBatchWrites) {
@@ -424,7 +511,14 @@ func (l *Lottery) storeInputs(ctx context.Context, in lottery.EpochInputs) error
 		return flush(false)
 	}
 	defer func() { b.Close() }()
-	for _, t := range in.Tickets {
+	batches, loose := wholeBatches(in, res)
+	for _, enc := range batches {
+		h := sha256.Sum256(enc)
+		if err := put(epochBatch, h[:], enc); err != nil {
+			return fmt.Errorf("storing epoch inputs: %w", err)
+		}
+	}
+	for _, t := range loose {
 		enc, err := t.MarshalBinary()
 		if err != nil {
 			continue // a ticket that cannot be encoded is not canonical: the draw rejects it
@@ -454,6 +548,67 @@ func (l *Lottery) storeInputs(ctx context.Context, in lottery.EpochInputs) error
 	return nil
 }
 
+// wholeBatches returns the encodings of the whole stamp batches (at most
+// wire.MaxTicketBatch tickets) among in's tickets, and the tickets that
+// are in none. Only a batch whose every ticket the draw res accepted is
+// encoded as one: their stamps verified, so the batch encoding, which
+// rebuilds each ticket's Merkle path from the leaves, gives back the very
+// tickets drawn (spec 07-lottery §13.2). Without res, every ticket is
+// loose.
+func wholeBatches(in lottery.EpochInputs, res *lottery.Result) (batches [][]byte, loose []*lottery.Ticket) {
+	if res == nil {
+		return nil, in.Tickets
+	}
+	rejected := make(map[[32]byte]bool, len(res.Rejected))
+	for _, rj := range res.Rejected {
+		rejected[rj.ID] = true
+	}
+	type batchKey struct {
+		node  keys.NodeID
+		time  int64
+		count uint32
+		sig   keys.Signature
+	}
+	groups := map[batchKey][]*lottery.Ticket{}
+	var order []batchKey
+	for _, t := range in.Tickets {
+		s := t.Stamp
+		if s == nil || s.Count == 0 || s.Count > wire.MaxTicketBatch || s.Index >= s.Count {
+			loose = append(loose, t)
+			continue
+		}
+		k := batchKey{s.Node, s.Time, s.Count, s.Sig}
+		g := groups[k]
+		if g == nil {
+			g = make([]*lottery.Ticket, s.Count)
+			groups[k] = g
+			order = append(order, k)
+		}
+		if g[s.Index] != nil {
+			loose = append(loose, t) // a second copy
+			continue
+		}
+		g[s.Index] = t
+	}
+	for _, k := range order {
+		g := groups[k]
+		var enc []byte
+		if !slices.Contains(g, nil) && !slices.ContainsFunc(g, func(t *lottery.Ticket) bool { return rejected[t.ID()] }) {
+			enc, _ = (&lottery.TicketBatch{Epoch: in.Epoch, Node: k.node, Tickets: g}).MarshalBinary()
+		}
+		if enc != nil {
+			batches = append(batches, enc)
+			continue
+		}
+		for _, t := range g {
+			if t != nil {
+				loose = append(loose, t)
+			}
+		}
+	}
+	return batches, loose
+}
+
 // settle writes, in one synced batch: for each match whose local tickets
 // still wait, the room, the paired events of its local sides, the links'
 // room and the confirmed pair; the deletion of paired and expired tickets;
@@ -462,6 +617,13 @@ func (l *Lottery) storeInputs(ctx context.Context, in lottery.EpochInputs) error
 func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, matches []match, sum summary) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer func() {
+		// Settled or not, the tickets are no longer being drawn: those
+		// still waiting join the next epoch that closes.
+		for _, w := range ents {
+			w.drawing = false
+		}
+	}()
 	still := func(w *waiting) bool { return l.waiting[w.acct] == w }
 	now := l.now().UTC().Truncate(time.Millisecond)
 	b := l.st.NewBatch()
@@ -621,6 +783,11 @@ func (l *Lottery) EpochInputs(ctx context.Context, epoch uint64) (lottery.EpochI
 			var t *lottery.Ticket
 			if t, err = lottery.ParseTicket(v); err == nil {
 				in.Tickets = append(in.Tickets, t)
+			}
+		case bytes.HasPrefix(rest, []byte(epochBatch)):
+			var tb *lottery.TicketBatch
+			if tb, err = lottery.ParseTicketBatch(v); err == nil {
+				in.Tickets = append(in.Tickets, tb.Tickets...)
 			}
 		case bytes.HasPrefix(rest, []byte(epochCommit)):
 			var c *lottery.Commit

@@ -222,3 +222,34 @@ func TestLocalNetwork(t *testing.T) {
 		t.Errorf("Publish(canceled) = %v, want context.Canceled", err)
 	}
 }
+
+// spec 07-lottery §8.3, §13.2: the epoch's inputs come back from the store
+// as drawn, a whole stamp batch of another node (kept as one record) and
+// this node's tickets alike, so the audit recomputes the same draw.
+func TestEpochInputsStoredAsBatches(t *testing.T) {
+	net, _ := newRemote(t, 5)
+	net.confirm = true
+	e := newEnv(t, pairing.Config{}, pairing.WithNetwork(net))
+	for i := range 3 {
+		e.ask(t, newUser(t, 10+i))
+	}
+	e.run(t, e0)
+	in, _, err := e.lt.EpochInputs(context.Background(), e0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	homes := map[keys.NodeID]int{}
+	for _, tk := range in.Tickets {
+		homes[tk.Home]++
+		if err := tk.Verify(); err != nil {
+			t.Errorf("stored ticket of %s: Verify = %v, want nil", tk.Home, err)
+		}
+	}
+	if homes[net.remoteKey.Public()] != 5 || homes[e.key.Public()] != 3 {
+		t.Errorf("stored tickets by home = %v, want 5 remote and 3 local", homes)
+	}
+	rep, err := e.lt.Audit(context.Background(), e0)
+	if err != nil || !rep.OK() || len(rep.Result.Pairs) != 4 {
+		t.Errorf("Audit() = %+v, %v, want OK with 4 pairs", rep, err)
+	}
+}

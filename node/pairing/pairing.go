@@ -223,8 +223,10 @@ type Lottery struct {
 	// stripe), held across their commits; different accounts proceed in
 	// parallel, so their commits share syncs.
 	acctMu [64]sync.Mutex
-	// runMu serialises RunEpoch.
-	runMu sync.Mutex
+	// runMu serialises the first halves of RunEpoch (close to draw),
+	// settleMu the second ones (confirm and settle): epoch k+1 can be
+	// drawn while k settles.
+	runMu, settleMu sync.Mutex
 
 	// mu guards the fields below. It is held for in-memory bookkeeping and,
 	// once per epoch, across the settling commit, so that a withdrawal

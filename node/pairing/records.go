@@ -23,6 +23,7 @@ const (
 	epochCommit  = "c/" // c/<SHA-256 of the encoding 32> -> commit encoding
 	epochReveal  = "r/" // r/<SHA-256 of the encoding 32> -> reveal encoding
 	epochTicket  = "t/" // t/<ticket ID 32> -> ticket encoding, stamp included
+	epochBatch   = "b/" // b/<SHA-256 of the encoding 32> -> a whole stamp batch of tickets (lottery.TicketBatch)
 	epochPair    = "p/" // p/<ticket ID A 32><ticket ID B 32> -> "" (a confirmed pair, A < B)
 	epochProof   = "q/" // q/<SHA-256 of the encoding 32> -> an equivocation proof (lottery.Equivocation)
 	epochSummary = "s"  // s -> summary; written last, when the epoch is settled
@@ -98,7 +99,8 @@ type waiting struct {
 	first     uint64        // the first epoch it joined; TicketTTL counts from it
 	issued    time.Time
 
-	epoch uint64 // the epoch it is in now (it rolls over)
+	epoch   uint64 // the epoch it is in now (it rolls over)
+	drawing bool   // its epoch is closed and not yet settled: no other epoch takes it
 }
 
 // ticket returns the unstamped lottery ticket of w for epoch. Its avoid
