@@ -13,12 +13,13 @@
 // that would not fit is refused before any byte is sent. Parts are then
 // PUT in any order, each exactly the length its position implies, written
 // at its offset into one temporary file, synced, and only then recorded
-// as received (with its SHA-256). A part already received is not written
+// as received (with its chunks' hashes). A part already received is not written
 // again: the same bytes are accepted (the PUT is idempotent), other bytes
 // are refused. The upload's status lists the received parts, so a client
 // that was interrupted resumes with the missing ones only. Completing the
-// upload hands the node the manifest: the node checks every ciphertext
-// chunk in the file against it (blob.VerifyChunk), computes the address,
+// upload hands the node the manifest: the node checks the chunk hashes
+// recorded with the parts against it (reading the file again only to name
+// a bad chunk), computes the address,
 // renames the file to its final name, syncs the directory, and records
 // the blob. Aborting, or letting the upload expire (Config.UploadTTL),
 // deletes the file and the records and releases the reservation.
@@ -48,7 +49,8 @@
 //	blob/<Address 32>             -> u8 1, [32] owner, u64 size, u64 stored, i64 created, i64 expires
 //	bman/<Address 32>             -> the manifest's encoding (spec 08 §4)
 //	bup/<upload ID 16>            -> u8 1, [32] owner, u64 size, u32 part size, i64 created, i64 expires
-//	bpart/<upload ID 16><u32 n>   -> [32] SHA-256 of part n
+//	bpart/<upload ID 16><u32 n>   -> u8 2, [32] × k: the hashes of part n's k chunks (blob.ChunkHash);
+//	                                 an older node's record is the [32] SHA-256 of the part
 //	bdown/<Address 32>            -> u8 1, i64 time of the takedown
 //
 // # Expiry and takedown
@@ -65,7 +67,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -549,7 +550,7 @@ func (s *Store) PutPart(ctx context.Context, owner keys.AccountID, id UploadID, 
 	}()
 	rec := u.rec
 	want := rec.partLen(n)
-	h := sha256.New()
+	h := newChunkHasher(n * (rec.partSize / blob.MaxChunkSize))
 	prev, err := s.db.Get(partKey(id, n))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -560,7 +561,7 @@ func (s *Store) PutPart(ctx context.Context, owner keys.AccountID, id UploadID, 
 		if err := readExact(body, want, n, h); err != nil {
 			return err
 		}
-		if !bytes.Equal(h.Sum(nil), prev) {
+		if !bytes.Equal(h.record(), prev) {
 			return fmt.Errorf("%w: part %d", ErrPartConflict, n)
 		}
 		return nil
@@ -586,12 +587,81 @@ func (s *Store) PutPart(ctx context.Context, owner keys.AccountID, id UploadID, 
 		return err
 	}
 	b := s.db.NewBatch()
-	b.Set(partKey(id, n), h.Sum(nil))
+	b.Set(partKey(id, n), h.record())
 	if err := s.db.Commit(ctx, b); err != nil {
 		return err
 	}
 	s.m.parts.Inc()
 	return nil
+}
+
+// partRecordVersion starts a part record that lists its chunks' hashes
+// (spec 08 §4). A record of exactly 32 bytes without it is an older
+// node's SHA-256 of the part.
+const partRecordVersion = 2
+
+// chunkHasher computes the chunk hashes (blob.ChunkHash) of a part's bytes
+// as they are written, the first chunk being number first.
+type chunkHasher struct {
+	next   uint32
+	buf    []byte
+	hashes []byte
+}
+
+func newChunkHasher(first uint32) *chunkHasher {
+	return &chunkHasher{next: first, buf: make([]byte, 0, blob.MaxChunkSize), hashes: []byte{partRecordVersion}}
+}
+
+func (c *chunkHasher) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), blob.MaxChunkSize-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		if len(c.buf) == blob.MaxChunkSize {
+			c.sum()
+		}
+	}
+	return n, nil
+}
+
+func (c *chunkHasher) sum() {
+	h := blob.ChunkHash(c.next, c.buf)
+	c.hashes = append(c.hashes, h[:]...)
+	c.next++
+	c.buf = c.buf[:0]
+}
+
+// record returns the part record: u8 partRecordVersion and the hashes of
+// the part's chunks, in order (a short last chunk included).
+func (c *chunkHasher) record() []byte {
+	if len(c.buf) > 0 {
+		c.sum()
+	}
+	return c.hashes
+}
+
+// partsMatch reports whether the part records of upload id list exactly
+// m's chunk hashes: then every chunk in the file was hashed as it was
+// written and matches the manifest, and the file need not be read again.
+// Records of an older node (a SHA-256 per part) do not match.
+func (s *Store) partsMatch(id UploadID, m *blob.Manifest) (bool, error) {
+	i, ok := 0, true
+	err := s.db.Scan(partsPrefix(id), nil, 0, func(_, v []byte) bool {
+		if len(v) < 1 || v[0] != partRecordVersion || (len(v)-1)%32 != 0 {
+			ok = false
+			return false
+		}
+		for h := v[1:]; len(h) > 0; h = h[32:] {
+			if i >= len(m.ChunkHashes) || !bytes.Equal(h[:32], m.ChunkHashes[i][:]) {
+				ok = false
+				return false
+			}
+			i++
+		}
+		return true
+	})
+	return ok && i == len(m.ChunkHashes), err
 }
 
 // readExact copies exactly want bytes of part n from r to w and makes sure
@@ -740,8 +810,17 @@ func (s *Store) complete(ctx context.Context, id UploadID, u *upload, manifest [
 		return Info{}, false, fmt.Errorf("%w: %s", ErrTakenDown, addr)
 	}
 	if !verified {
-		if err := s.verifyFile(s.uploadPath(id), m); err != nil {
+		// The chunk hashes recorded with the parts are the check; the
+		// file is read again only if they do not all match, to name the
+		// first bad chunk (or for parts an older node recorded).
+		match, err := s.partsMatch(id, m)
+		if err != nil {
 			return Info{}, true, err
+		}
+		if !match {
+			if err := s.verifyFile(s.uploadPath(id), m); err != nil {
+				return Info{}, true, err
+			}
 		}
 	}
 

@@ -250,11 +250,9 @@ func (c *cacheFile) put(index uint32, chunk []byte) error {
 	if _, err := c.f.WriteAt(chunk, int64(index)*blob.MaxChunkSize); err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}
-	// A cache entry's part record is the chunk's hash from the manifest,
-	// just checked: no account can PUT a part of a cache entry, so no
-	// SHA-256 of the part is ever compared with it, and the chunk is not
-	// hashed a second time.
-	c.batch.Set(partKey(c.id, index), c.m.ChunkHashes[index][:])
+	// The part record is the chunk's hash, as for uploads; it is the
+	// manifest's, just checked, so the chunk is not hashed again.
+	c.batch.Set(partKey(c.id, index), append([]byte{partRecordVersion}, c.m.ChunkHashes[index][:]...))
 	c.next++
 	if c.pending++; c.pending >= syncEvery {
 		return c.flushAsync()

@@ -85,8 +85,8 @@ const (
 	// PrefixBlobUpload: bup/<upload ID 16> -> upload record (owner, declared
 	// size, part size, created, expires).
 	PrefixBlobUpload = "bup/"
-	// PrefixBlobPart: bpart/<upload ID 16><part u32> -> SHA-256 of the part
-	// received.
+	// PrefixBlobPart: bpart/<upload ID 16><part u32> -> the hashes of the
+	// chunks of the part received (layout in node/blobs).
 	PrefixBlobPart = "bpart/"
 	// PrefixBlobTakedown: bdown/<Address 32> -> takedown record; the address
 	// is refused from then on.
