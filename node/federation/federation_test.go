@@ -232,23 +232,7 @@ func TestForgedStamp(t *testing.T) {
 	if _, err := s.Write(frame); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var prefix [4]byte
-	if _, err := io.ReadFull(s, prefix[:]); err != nil {
-		t.Fatal(err)
-	}
-	n, err := fed.BodyLen(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(s, body); err != nil {
-		t.Fatal(err)
-	}
-	ack, err := fed.DecodeAck(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ack := readAckFrame(t, s)
 	want := []fed.Result{{Status: fed.Rejected, Reason: fed.ReasonWrongNode}, {Status: fed.Rejected, Reason: fed.ReasonBadStamp}}
 	if ack.Seq != 7 || !slices.Equal(ack.Results, want) {
 		t.Errorf("ack = %+v, want seq 7 and %v", ack, want)
@@ -281,34 +265,16 @@ func TestThrottledPeer(t *testing.T) {
 func testBusy(t *testing.T, o nodeOpts) {
 	b := start(t, newKey(t), nil, o)
 	k := newKey(t)
-	envs := make([]*envelope.Envelope, 600)
-	for i := range envs {
-		envs[i] = &envelope.Envelope{Header: envelope.Header{ContentType: 1, Room: keys.RoomID{1}, Sender: keys.TicketID{2}, Recipient: keys.TicketID{3}, Seq: uint64(i), Time: time.Now().UnixMilli()}, Ciphertext: make([]byte, 272)}
-	}
-	if err := envelope.StampBatch(k, time.Now(), envs); err != nil {
-		t.Fatal(err)
-	}
+	envs := stampedJunk(t, k, 600)
 	s := rawStream(t, b, k)
 	for seq, wantBusy := range []bool{false, true} {
 		frame, _ := (&fed.Batch{Seq: uint64(seq), Envelopes: envs}).AppendFrame(nil)
 		if _, err := s.Write(frame); err != nil {
 			t.Fatal(err)
 		}
-		var prefix [4]byte
-		_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(s, prefix[:]); err != nil {
-			t.Fatal(err)
-		}
-		n, _ := fed.BodyLen(prefix)
-		body := make([]byte, n)
-		if _, err := io.ReadFull(s, body); err != nil {
-			t.Fatal(err)
-		}
-		ack, err := fed.DecodeAck(body)
-		if err != nil || ack.Busy != wantBusy {
-			t.Fatalf("ack %d = %+v, %v, want busy %v", seq, ack, err, wantBusy)
-		}
-		if wantBusy && ack.RetryAfter <= 0 {
+		if ack := readAckFrame(t, s); ack.Busy != wantBusy {
+			t.Fatalf("ack %d = %+v, want busy %v", seq, ack, wantBusy)
+		} else if wantBusy && ack.RetryAfter <= 0 {
 			t.Errorf("busy ack with retry after %s", ack.RetryAfter)
 		}
 	}
@@ -345,6 +311,19 @@ func TestMetricsLint(t *testing.T) {
 	}
 }
 
+// stampedJunk returns n envelopes stamped by k for a room nobody has.
+func stampedJunk(t *testing.T, k keys.NodeKey, n int) []*envelope.Envelope {
+	t.Helper()
+	envs := make([]*envelope.Envelope, n)
+	for i := range envs {
+		envs[i] = &envelope.Envelope{Header: envelope.Header{ContentType: 1, Room: keys.RoomID{1}, Sender: keys.TicketID{2}, Recipient: keys.TicketID{3}, Seq: uint64(i), Time: time.Now().UnixMilli()}, Ciphertext: make([]byte, 272)}
+	}
+	if err := envelope.StampBatch(k, time.Now(), envs); err != nil {
+		t.Fatal(err)
+	}
+	return envs
+}
+
 // readAckFrame reads one Ack from s.
 func readAckFrame(t *testing.T, s network.Stream) *fed.Ack {
 	t.Helper()
@@ -377,21 +356,11 @@ func TestBusyRefusesLaterBatches(t *testing.T) {
 	cfg.PeerRate, cfg.PeerBurst = 1, wire.MaxDeliverEnvelopes
 	b := start(t, newKey(t), nil, nodeOpts{cfg: cfg, clock: fakeclock.New(time.Now())})
 	k := newKey(t)
-	batch := func(n int) []*envelope.Envelope {
-		envs := make([]*envelope.Envelope, n)
-		for i := range envs {
-			envs[i] = &envelope.Envelope{Header: envelope.Header{ContentType: 1, Room: keys.RoomID{1}, Sender: keys.TicketID{2}, Recipient: keys.TicketID{3}, Seq: uint64(i), Time: time.Now().UnixMilli()}, Ciphertext: make([]byte, 272)}
-		}
-		if err := envelope.StampBatch(k, time.Now(), envs); err != nil {
-			t.Fatal(err)
-		}
-		return envs
-	}
 	s := rawStream(t, b, k)
 	// 600 pass (burst 1024), 600 do not, 10 would (424 tokens left).
 	sizes := []int{600, 600, 10}
 	for seq, n := range sizes {
-		frame, err := (&fed.Batch{Seq: uint64(seq + 1), Envelopes: batch(n)}).AppendFrame(nil)
+		frame, err := (&fed.Batch{Seq: uint64(seq + 1), Envelopes: stampedJunk(t, k, n)}).AppendFrame(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
