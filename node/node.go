@@ -262,6 +262,7 @@ type Node struct {
 	blobs    *blobs.Store
 	blobNote *blobs.Notifier
 	repOut   *forward.Sender
+	reports  *reports.Reports
 	repIn    *forward.Handler
 	api      *api.Server
 	admin    *admin.Server // admin: the operator's admin API
@@ -406,6 +407,7 @@ func (n *Node) build(cfg Config, o options) error {
 	if n.repOut, err = forward.NewSender(cfg.ReportForward, repOutbox, n.host.Raw(), n.host.ProtocolID(forward.Name, forward.Version), fwdOpts...); err != nil {
 		return err
 	}
+	n.reports = rep
 	if n.repIn, err = forward.NewHandler(cfg.ReportForward, rep, fwdOpts...); err != nil {
 		return err
 	}
@@ -510,6 +512,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var subs sync.WaitGroup
 	for name, run := range map[string]func(context.Context) error{
 		"relay": n.relay.Run, "pairing": n.pairing.Run, "mailbox": n.mailbox.Run, "federation": n.fedOut.Run, "blobs": n.blobs.Run, "blob_takedown": n.blobNote.Run, "report_forward": n.repOut.Run,
+		"reports": func(ctx context.Context) error { return n.reports.Run(ctx, n.cfg.Moderation.ReportRetention) },
 	} {
 		subs.Add(1)
 		go func() {

@@ -61,6 +61,11 @@ type Config struct {
 	// MaxTracked bounds the in-memory per-room message counters and the
 	// throttled accounts' rate-limit buckets. Default 65536.
 	MaxTracked int `toml:"max_tracked" comment:"Rooms whose messages are counted in memory, and throttled buckets kept (default 65536)."`
+	// ReportRetention is how long a resolved report, with the plaintext
+	// its disclosure reveals, is kept after it was resolved; then the node
+	// deletes it (node/reports.Expire, hourly). Open reports are kept
+	// until resolved. Default 720h (30 days); at least 1h.
+	ReportRetention time.Duration `toml:"report_retention" comment:"How long a resolved report (and the plaintext its disclosure reveals) is kept after it was resolved (default \"720h\", 30 days; open reports are kept until resolved)."`
 }
 
 // DefaultConfig returns the defaults.
@@ -77,6 +82,7 @@ func (c Config) withDefaults() Config {
 	def(&c.SignalWindow, 24*time.Hour)
 	def(&c.ShortPairing, 30*time.Second)
 	def(&c.ShortConversation, 2*time.Minute)
+	def(&c.ReportRetention, 30*24*time.Hour)
 	if c.ThrottleReporters == 0 {
 		c.ThrottleReporters = 3
 	}
@@ -121,6 +127,9 @@ func (c Config) Validate() error {
 		if d.v < time.Second {
 			errs = append(errs, fmt.Errorf("moderation.%s %s is below 1s", d.name, d.v))
 		}
+	}
+	if c.ReportRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("moderation.report_retention %s is below 1h", c.ReportRetention))
 	}
 	for _, n := range []struct {
 		name string

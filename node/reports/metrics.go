@@ -18,6 +18,7 @@ const (
 type metrics struct {
 	received *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	expired  prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -30,8 +31,12 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Name: "parley_reports_rejected_total",
 			Help: "Reports rejected, by source and reason (a disclosure check name, malformed, not_reporter, not_found, not_local, wrong_origin, error).",
 		}, []string{"source", "reason"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_reports_expired_total",
+			Help: "Resolved reports deleted once their retention (moderation.report_retention) passed.",
+		}),
 	}
-	return m, errors.Join(r.Register(m.received), r.Register(m.rejected))
+	return m, errors.Join(r.Register(m.received), r.Register(m.rejected), r.Register(m.expired))
 }
 
 func (m *metrics) count(source string, rc Receipt, err error) {

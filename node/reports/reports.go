@@ -323,7 +323,8 @@ func (r *Reports) List(ctx context.Context, limit int) ([]Stored, error) {
 }
 
 // Resolve marks report id resolved by by, with a note (spec 10 §3). A
-// resolved report stays stored; resolving again replaces the note.
+// resolved report stays stored until moderation.report_retention has passed
+// (Expire); resolving again replaces the note.
 func (r *Reports) Resolve(ctx context.Context, id [32]byte, by, note string) (Stored, error) {
 	if by == "" || len(by) > MaxResolvedBy || len(note) > MaxResolution || !utf8.ValidString(by) || !utf8.ValidString(note) {
 		return Stored{}, fmt.Errorf("%w: by must be 1 to %d bytes and the note at most %d, UTF-8", ErrBadResolution, MaxResolvedBy, MaxResolution)

@@ -62,7 +62,13 @@ func setup(t *testing.T) *world {
 // B harasses A; A reports the message.
 func (w *world) disclosure(t *testing.T) *disclosure.Disclosure {
 	t.Helper()
-	e, err := w.roomB.Seal(envelope.ContentText, []byte("you are awful"), w.now, rand.Reader)
+	return w.disclosureOf(t, "you are awful")
+}
+
+// disclosureOf is A's report of B's message text.
+func (w *world) disclosureOf(t *testing.T, text string) *disclosure.Disclosure {
+	t.Helper()
+	e, err := w.roomB.Seal(envelope.ContentText, []byte(text), w.now, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

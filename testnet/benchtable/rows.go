@@ -299,7 +299,9 @@ func blobRows(b Bench) []Row {
 // testnetRows: issue 8, the testnet at scale. Limits: raw loopback HTTP
 // round trips measured after the run (a message costs at least one round
 // trip to send and one to receive), the lottery's epoch (configured: a
-// ticket waits for a draw), and a node's resident memory when idle.
+// ticket waits for a draw), a node's resident memory when idle, and the
+// machine's CPU over the run (cores x wall time), which the nodes share
+// with the testnet process driving them.
 func testnetRows(s *sim.Summary, status string) []Row {
 	fig := "testnet:"
 	if s == nil {
@@ -332,6 +334,21 @@ func testnetRows(s *sim.Summary, status string) []Row {
 		memMean, memMax = val(peak/float64(n)/mib, "MiB", ""), val(top/mib, "MiB", "")
 		memIdle = val(idle/float64(n)/mib, "MiB", "idle node, mean")
 	}
+	// The CPU there was: every core for the whole run.
+	cpuLimit, nodeCPU, simCPU := missing("-"), missing("not reported"), missing("not reported")
+	if s.Cores > 0 && s.WallS > 0 {
+		cpuLimit = val(float64(s.Cores)*s.WallS, "s", fmt.Sprintf("%d cores x %s s", s.Cores, Num(s.WallS)))
+	}
+	if len(s.NodeCPUS) > 0 {
+		sum := 0.0
+		for _, c := range s.NodeCPUS {
+			sum += c
+		}
+		nodeCPU = val(sum, "s", "")
+	}
+	if s.TestnetCPUS > 0 {
+		simCPU = val(s.TestnetCPUS, "s", "")
+	}
 	check := Cell{Note: "PASS"}
 	if !s.Pass {
 		check.Note = "FAIL"
@@ -347,6 +364,8 @@ func testnetRows(s *sim.Summary, status string) []Row {
 			Target: Target{Op: "<", Value: 2 * s.EpochMs, Unit: "ms (2 epochs)", Issue: 5}},
 		{Figure: fig + " peak memory per node, mean", Value: memMean, Limit: memIdle},
 		{Figure: fig + " peak memory per node, max", Value: memMax, Limit: memIdle},
+		{Figure: fig + " CPU, all nodes", Value: nodeCPU, Limit: cpuLimit},
+		{Figure: fig + " CPU, simulated users and proxies", Value: simCPU, Limit: cpuLimit},
 		{Figure: fig + " exactly-once check", Value: check, Limit: missing("-")},
 	}
 }

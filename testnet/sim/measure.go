@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -203,6 +204,13 @@ type Summary struct {
 	PairP99Ms float64 `json:"pair_p99_ms"`
 	// Memory is each node's resident memory.
 	Memory []NodeMemory `json:"memory"`
+	// NodeCPUS is each node's CPU time in seconds, TestnetCPUS the testnet
+	// process's (users and proxies), WallS the run's length and Cores the
+	// machine's: Cores*WallS is all the CPU there was.
+	NodeCPUS    []float64 `json:"node_cpu_s"`
+	TestnetCPUS float64   `json:"testnet_cpu_s"`
+	WallS       float64   `json:"wall_s"`
+	Cores       int       `json:"cores"`
 	// HTTP1 and HTTPMany are the raw loopback HTTP limits measured after
 	// the run (ProbeHTTP), when the command was asked for them.
 	HTTP1    *HTTPProbe `json:"http_1,omitempty"`
@@ -222,8 +230,27 @@ func (r *Result) Summary(cfg Config) Summary {
 		LatencyP50Ms: ms(r.P50), LatencyP99Ms: ms(r.P99),
 		Pairings: r.Pairings, PairWaits: r.PairWaits,
 		PairP50Ms: ms(r.PairP50), PairP90Ms: ms(r.PairP90), PairP99Ms: ms(r.PairP99),
-		Memory: r.Memory,
+		Memory: r.Memory, TestnetCPUS: r.TestnetCPU.Seconds(), WallS: r.Wall.Seconds(), Cores: r.Cores,
+		NodeCPUS: secondsOf(r.NodeCPU),
 	}
+}
+
+func secondsOf(d []time.Duration) []float64 {
+	out := make([]float64, len(d))
+	for i, v := range d {
+		out[i] = v.Seconds()
+	}
+	return out
+}
+
+// processCPU is this process's user and system CPU time so far (0 where
+// getrusage is unavailable).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // HTTPProbe is the raw loopback HTTP limit: round trips of a 1 KiB POST

@@ -35,6 +35,7 @@ type nodeProc struct {
 	done    chan struct{} // closed when the process has exited
 	exitErr error         // its exit status, once done is closed
 	up      bool
+	cpu     time.Duration // user and system CPU time of the processes that exited
 }
 
 var createdNode = regexp.MustCompile(`created node (\S+)`)
@@ -123,6 +124,9 @@ func (n *nodeProc) start(ctx context.Context) error {
 		_ = logf.Close()
 		n.mu.Lock()
 		n.exitErr = err
+		if ps := cmd.ProcessState; ps != nil {
+			n.cpu += ps.UserTime() + ps.SystemTime()
+		}
 		n.mu.Unlock()
 		close(done)
 	}()
@@ -194,6 +198,13 @@ func (n *nodeProc) stop() error {
 		<-done
 		return errors.New("did not stop within 20s of SIGINT; killed")
 	}
+}
+
+// cpuTime is the CPU time of the node's processes that have exited.
+func (n *nodeProc) cpuTime() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cpu
 }
 
 func (n *nodeProc) isUp() bool {

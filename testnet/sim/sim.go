@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,14 @@ type Result struct {
 	// Memory is each node's resident memory: once the network formed and at
 	// the end (peak).
 	Memory []NodeMemory
+	// NodeCPU is each node's CPU time (user and system, over its
+	// processes), TestnetCPU this process's (the simulated users and the
+	// proxies between nodes), and Wall how long the run took, start to
+	// stop: on a machine of Cores cores, the CPU there was is Cores * Wall.
+	NodeCPU    []time.Duration
+	TestnetCPU time.Duration
+	Wall       time.Duration
+	Cores      int
 	// Events lists what the scenario did, in order.
 	Events []string
 	// NodeErrors lists nodes that did not exit cleanly at the end.
@@ -136,6 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	cpu0 := processCPU()
 	r := &run{cfg: cfg, led: newLedger(), mod: newModerator(), rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 1)), //nolint:gosec // G404: reproducible simulation choices, not secrets
 
 		owners: map[int]int{}, cutSet: map[int]bool{}, started: time.Now()}
@@ -215,7 +225,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := n.stop(); err != nil {
 			res.NodeErrors = append(res.NodeErrors, fmt.Sprintf("node %d: %v (log: %s)", n.idx, err, filepath.Join(n.dir, "node.log")))
 		}
+		res.NodeCPU = append(res.NodeCPU, n.cpuTime())
 	}
+	res.TestnetCPU, res.Wall, res.Cores = processCPU()-cpu0, time.Since(r.started), runtime.NumCPU()
 	r.report(res)
 	return res, scenarioErr
 }
@@ -501,6 +513,12 @@ func (r *run) report(res *Result) {
 		res.Scenario, res.Nodes, res.Users, res.Pairings, res.SpamSent, res.Reports, res.Suspended, res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond))
 	fmt.Fprintf(w, "throughput %.0f msgs/s delivered; time to pair p50 %v p90 %v p99 %v (%d waits); peak memory per node %s\n",
 		res.MsgsPerSec, res.PairP50.Round(time.Millisecond), res.PairP90.Round(time.Millisecond), res.PairP99.Round(time.Millisecond), res.PairWaits, peakMemory(res.Memory))
+	var nodeCPU time.Duration
+	for _, c := range res.NodeCPU {
+		nodeCPU += c
+	}
+	fmt.Fprintf(w, "CPU: nodes %.1f s, testnet (users and proxies) %.1f s, of %.1f s (%d cores, %.1f s)\n",
+		nodeCPU.Seconds(), res.TestnetCPU.Seconds(), float64(res.Cores)*res.Wall.Seconds(), res.Cores, res.Wall.Seconds())
 	fmt.Fprintf(w, "exactly once: %s\n", res.Verdict)
 	for _, m := range res.Verdict.MissingSample {
 		fmt.Fprintf(w, "  missing: %s\n", m)

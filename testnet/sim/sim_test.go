@@ -130,6 +130,9 @@ func TestShortRun(t *testing.T) {
 	if len(res.Memory) != res.Nodes {
 		t.Errorf("memory of %d nodes, want %d", len(res.Memory), res.Nodes)
 	}
+	if len(res.NodeCPU) != res.Nodes || res.TestnetCPU <= 0 || res.Wall <= 0 || res.Cores < 1 {
+		t.Errorf("CPU: nodes %v, testnet %v, wall %v, %d cores: want them measured", res.NodeCPU, res.TestnetCPU, res.Wall, res.Cores)
+	}
 	for _, m := range res.Memory {
 		if m.Idle == 0 || m.Peak == 0 {
 			t.Errorf("node %d: memory %+v, want both figures", m.Node, m)
