@@ -665,7 +665,20 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 		b.Set(epochKey(epoch, epochSummary), encodeSummary(sum))
 	}
 	if b.Len() > 0 {
-		if err := l.mb.Commit(ctx, b); err != nil {
+		// Commit without l.mu (the next epoch may close meanwhile); the
+		// accounts it pairs or expires wait for it (waitSettled).
+		done := make(chan struct{})
+		l.settleDone = done
+		l.settlingAccts = make(map[keys.AccountID]bool, len(paired)+len(expired))
+		for _, w := range append(paired, expired...) {
+			l.settlingAccts[w.acct] = true
+		}
+		l.mu.Unlock()
+		err := l.mb.Commit(ctx, b)
+		l.mu.Lock()
+		l.settlingAccts, l.settleDone = nil, nil
+		close(done)
+		if err != nil {
 			// Nothing changed: the tickets wait for the next epoch.
 			return fmt.Errorf("settling: %w", err)
 		}

@@ -228,16 +228,20 @@ type Lottery struct {
 	// drawn while k settles.
 	runMu, settleMu sync.Mutex
 
-	// mu guards the fields below. It is held for in-memory bookkeeping and,
-	// once per epoch, across the settling commit, so that a withdrawal
-	// cannot slip between the check that a ticket still waits and the
-	// commit that pairs it.
-	mu       sync.Mutex
-	waiting  map[keys.AccountID]*waiting
-	reserved int                        // requests between their checks and their commits
-	signUsed map[keys.TicketID]struct{} // keys of those requests
-	dhUsed   map[keys.DHPublic]struct{}
-	nextOpen uint64 // the lowest epoch not yet closed
+	// mu guards the fields below. It is held for in-memory bookkeeping.
+	// The settling commit of an epoch runs without it (so the next epoch
+	// can close meanwhile), but the accounts whose tickets it pairs or
+	// expires are marked (settlingAccts): a withdrawal or request of one
+	// waits for the commit, so none can slip between the check that a
+	// ticket still waits and the commit that pairs it.
+	mu            sync.Mutex
+	settlingAccts map[keys.AccountID]bool
+	settleDone    chan struct{} // closed when the settling commit ends
+	waiting       map[keys.AccountID]*waiting
+	reserved      int                        // requests between their checks and their commits
+	signUsed      map[keys.TicketID]struct{} // keys of those requests
+	dhUsed        map[keys.DHPublic]struct{}
+	nextOpen      uint64 // the lowest epoch not yet closed
 	// drawn is the recent epochs' pairs with remote tickets, for
 	// ConfirmPair (confirm.go).
 	drawn map[uint64]*drawnEpoch
@@ -402,9 +406,11 @@ func (l *Lottery) requestTicket(ctx context.Context, acct keys.AccountID, req Ti
 	now := l.now()
 	sign, dh := req.Keys.Sign, req.Keys.DH
 	l.mu.Lock()
+	err = l.waitSettled(ctx, acct)
 	_, signBusy := l.signUsed[sign]
 	_, dhBusy := l.dhUsed[dh]
 	switch {
+	case err != nil:
 	case l.waiting[acct] != nil:
 		err = ErrAlreadyWaiting
 	case signBusy || dhBusy:
@@ -470,6 +476,24 @@ func (l *Lottery) storeTicket(ctx context.Context, w *waiting) error {
 	return nil
 }
 
+// waitSettled returns once acct's ticket is not in a settling commit
+// (settle releases l.mu across it), or with ctx's error. l.mu is held, and
+// released while it waits.
+func (l *Lottery) waitSettled(ctx context.Context, acct keys.AccountID) error {
+	for l.settlingAccts[acct] {
+		ch := l.settleDone
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			l.mu.Lock()
+			return ctx.Err()
+		}
+		l.mu.Lock()
+	}
+	return nil
+}
+
 // Withdraw takes back acct's waiting ticket, durably; without one it does
 // nothing. A ticket being drawn right now is either paired (the account
 // gets its paired event) or withdrawn, never both.
@@ -481,6 +505,10 @@ func (l *Lottery) Withdraw(ctx context.Context, acct keys.AccountID) error {
 	am.Lock()
 	defer am.Unlock()
 	l.mu.Lock()
+	if err := l.waitSettled(ctx, acct); err != nil {
+		l.mu.Unlock()
+		return err
+	}
 	w := l.waiting[acct]
 	delete(l.waiting, acct)
 	l.metric.waiting.Set(float64(len(l.waiting)))
