@@ -2,7 +2,6 @@ package blobs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,10 +41,6 @@ const (
 	fetchMismatch  = "mismatch"
 	fetchFailed    = "failed"
 )
-
-// writeBatch is about how many bytes of chunk frames the origin writes at
-// once.
-const writeBatch = 1 << 20
 
 // readAhead is how many chunk frames a fetch reads ahead of the one being
 // checked and written: about 2 MiB.
@@ -575,33 +570,22 @@ func (s *Store) serveFetch(ctx context.Context, st network.Stream, tamper func(u
 		_, err = st.Write(frame)
 	}
 	total := CipherSize(m.Size)
-	// Chunk frames are read from the file straight into the output
-	// buffer and written about writeBatch bytes at a time: fewer writes,
-	// and full transport frames.
-	const frameMax = blob.FramePrefixLen + 6 + blob.MaxChunkSize
-	out := make([]byte, 0, writeBatch+frameMax)
+	chunk := make([]byte, blob.MaxChunkSize)
+	out := make([]byte, 0, blob.FramePrefixLen+6+blob.MaxChunkSize)
 	for i := req.From; err == nil && i < m.ChunkCount; i++ {
 		off := uint64(i) * blob.MaxChunkSize
-		n := int(min(blob.MaxChunkSize, total-off))
-		start := len(out)
-		out = blob.AppendChunkFrame(out, i, nil)
-		binary.BigEndian.PutUint32(out[start:], uint32(len(out)-start-blob.FramePrefixLen+n))
-		c := out[len(out) : len(out)+n]
+		c := chunk[:min(blob.MaxChunkSize, total-off)]
 		if _, err = file.ReadAt(c, int64(off)); err != nil {
 			break
 		}
-		out = out[:len(out)+n]
 		if tamper != nil {
 			tamper(i, c)
 		}
-		if err = s.pace(ctx, remote, n); err != nil {
+		if err = s.pace(ctx, remote, len(c)); err != nil {
 			break
 		}
-		if len(out) >= writeBatch || i+1 == m.ChunkCount {
-			_ = st.SetWriteDeadline(time.Now().Add(timeout))
-			_, err = st.Write(out)
-			out = out[:0]
-		}
+		_ = st.SetWriteDeadline(time.Now().Add(timeout))
+		_, err = st.Write(blob.AppendChunkFrame(out[:0], i, c))
 	}
 	if err != nil {
 		s.m.served.WithLabelValues("failed").Inc()
