@@ -107,9 +107,10 @@ type Config struct {
 	// RevealPhase is how long reveals have to spread once every clock
 	// passed the ticket close. Default EpochLength/5.
 	RevealPhase time.Duration `toml:"reveal_phase" comment:"How long reveals have to spread (default epoch_length/5)."`
-	// ConfirmTimeout bounds one pair confirmation, both ways. Default
-	// EpochLength/5.
-	ConfirmTimeout time.Duration `toml:"confirm_timeout" comment:"Deadline of one pair confirmation (default epoch_length/5)."`
+	// ConfirmTimeout bounds one confirm exchange, both ways. Default
+	// 2·EpochLength/5: what the default phases leave of the epoch (the
+	// next epoch's tickets are published meanwhile).
+	ConfirmTimeout time.Duration `toml:"confirm_timeout" comment:"Deadline of one confirm exchange with another node (default 2/5 epoch_length)."`
 	// RetainEpochs is how many past epochs' gossip state is kept. At
 	// least 2. Default 4.
 	RetainEpochs int `toml:"retain_epochs" comment:"Past epochs whose gossip state is kept in memory (default 4)."`
@@ -146,7 +147,7 @@ func (c Config) withDefaults() Config {
 		c.RevealPhase = l / 5
 	}
 	if c.ConfirmTimeout == 0 {
-		c.ConfirmTimeout = l / 5
+		c.ConfirmTimeout = 2 * l / 5
 	}
 	if c.RetainEpochs == 0 {
 		c.RetainEpochs = 4
