@@ -257,6 +257,11 @@ type PutBlobOptions struct {
 	Progress func(done, total uint64)
 	// Rand is the source of the blob key (default crypto/rand).
 	Rand io.Reader
+	// Parallel is how many parts may be on their way at once (default 2):
+	// the next part is encrypted and sent while the node writes and syncs
+	// the one before. Parts may then complete out of order; a resumed
+	// upload sends whichever the node lacks.
+	Parallel int
 }
 
 // PutBlob encrypts size bytes read from r under a fresh blob key (spec 08),
@@ -299,22 +304,57 @@ func (c *Client) PutBlob(ctx context.Context, r io.Reader, size uint64, opts Put
 	for _, n := range up.Done {
 		done[n] = true
 	}
-	var sent uint64
-	buf := make([]byte, 0, up.PartSize)
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = 2
+	}
+	// Up to parallel parts are sent at once, each from its own buffer; the
+	// first failure cancels the others and ends the encryption.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		sent uint64
+	)
+	free := make(chan []byte, parallel)
+	for range parallel {
+		free <- make([]byte, 0, up.PartSize)
+	}
+	buf := <-free
 	part := uint32(0)
 	flush := func() error {
-		if !done[part] {
-			if err := c.PutPart(ctx, up.ID, part, buf); err != nil {
-				return fmt.Errorf("client: part %d: %w", part, err)
-			}
-		}
-		sent += uint64(len(buf))
-		if opts.Progress != nil {
-			opts.Progress(sent, up.Stored)
-		}
+		n, body := part, buf
 		part++
-		buf = buf[:0]
-		return nil
+		if done[n] {
+			buf = body[:0]
+			mu.Lock()
+			sent += uint64(len(body))
+			if opts.Progress != nil {
+				opts.Progress(sent, up.Stored)
+			}
+			mu.Unlock()
+			return nil
+		}
+		wg.Go(func() {
+			defer func() { free <- body[:0] }()
+			if err := c.PutPart(pctx, up.ID, n, body); err != nil {
+				cancel(fmt.Errorf("client: part %d: %w", n, err))
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			sent += uint64(len(body))
+			if opts.Progress != nil {
+				opts.Progress(sent, up.Stored)
+			}
+		})
+		select {
+		case buf = <-free:
+			return nil
+		case <-pctx.Done():
+			return context.Cause(pctx)
+		}
 	}
 	m, err := blob.Encrypt(st.Key, r, size, func(_ uint32, chunk []byte) error {
 		buf = append(buf, chunk...)
@@ -323,13 +363,15 @@ func (c *Client) PutBlob(ctx context.Context, r io.Reader, size uint64, opts Put
 		}
 		return nil
 	})
+	if err == nil && len(buf) > 0 {
+		err = flush()
+	}
+	wg.Wait()
+	if cause := context.Cause(pctx); err == nil && cause != nil {
+		err = cause
+	}
 	if err != nil {
 		return blob.Link{}, err
-	}
-	if len(buf) > 0 {
-		if err := flush(); err != nil {
-			return blob.Link{}, err
-		}
 	}
 	mb, err := m.MarshalBinary()
 	if err != nil {
