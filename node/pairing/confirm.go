@@ -84,7 +84,11 @@ func (l *Lottery) ConfirmPair(ctx context.Context, q PairQuery) (bool, error) {
 	case p.settled:
 		return true, nil
 	}
-	return l.waiting[p.w.acct] == p.w && p.w.epoch == q.Epoch, nil
+	if l.waiting[p.w.acct] != p.w || p.w.epoch != q.Epoch {
+		return false, nil
+	}
+	p.w.offered = true // the asking node takes the pair on this yes
+	return true, nil
 }
 
 // drawnEntry returns the entry of epoch, creating it. l.mu is held.

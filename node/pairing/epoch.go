@@ -349,19 +349,27 @@ func (l *Lottery) confirm(ctx context.Context, epoch uint64, res *lottery.Result
 	byHome := map[keys.NodeID][]int{}
 	var homes []keys.NodeID
 	hasLocal := false
+	// A ticket offered to its partner's node may be paired there: from
+	// here on a withdrawal waits for the settling. One withdrawn already
+	// is not offered (its node answers the partner's request no too).
+	l.mu.Lock()
 	for i, m := range matches {
 		switch {
 		case m.b != nil:
 			hasLocal = true
 		case m.remote == nil:
 			// Not in the inputs (cannot happen): not confirmed.
+		case l.waiting[m.a.acct] != m.a:
+			// Withdrawn during the draw: not offered.
 		default:
+			m.a.offered = true
 			if byHome[m.remote.Home] == nil {
 				homes = append(homes, m.remote.Home)
 			}
 			byHome[m.remote.Home] = append(byHome[m.remote.Home], i)
 		}
 	}
+	l.mu.Unlock()
 	sem := make(chan struct{}, maxConfirms)
 	var wg sync.WaitGroup
 	for _, home := range homes {
@@ -621,8 +629,10 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 		// Settled or not, the tickets are no longer being drawn: those
 		// still waiting join the next epoch that closes.
 		for _, w := range ents {
-			w.drawing = false
+			w.drawing, w.offered = false, false
 		}
+		close(l.drawEnd)
+		l.drawEnd = make(chan struct{})
 	}()
 	still := func(w *waiting) bool { return l.waiting[w.acct] == w }
 	now := l.now().UTC().Truncate(time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/node/pairing"
 	"github.com/parley-chat/parley/protocol/keys"
@@ -25,6 +26,7 @@ type hookNetwork struct {
 	withholdReveal bool
 	confirm        bool
 	confirmErr     error
+	onConfirm      func()                 // run inside Confirm, before it answers
 	viewOK         bool                   // CheckView's answer
 	proofs         []lottery.Equivocation // what Proofs returns
 
@@ -72,6 +74,9 @@ func (n *hookNetwork) Collect(ctx context.Context, epoch uint64) (lottery.EpochI
 }
 
 func (n *hookNetwork) Confirm(_ context.Context, _ uint64, view [32]byte, node keys.NodeID, pairs []pairing.Proposal) ([]bool, error) {
+	if n.onConfirm != nil {
+		n.onConfirm()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	yes := make([]bool, len(pairs))
@@ -149,6 +154,36 @@ func TestRemotePairConfirmed(t *testing.T) {
 	if err != nil || !rep.OK() || len(rep.Result.Pairs) != 1 {
 		t.Errorf("Audit() = %+v, %v, want OK with 1 pair", rep, err)
 	}
+}
+
+// spec 07-lottery §13.4: once this node confirmed a pair to the partner's
+// home node, the partner's node pairs its user; a withdrawal during the
+// confirmation must not leave that user alone in the room. Withdraw waits
+// for the epoch to settle: the account is paired, and nothing is left to
+// withdraw.
+func TestWithdrawWhileConfirming(t *testing.T) {
+	net, _ := newRemote(t, 1)
+	net.confirm = true
+	e := newEnv(t, pairing.Config{}, pairing.WithNetwork(net))
+	a := newUser(t, 1)
+	e.ask(t, a)
+	withdrawn := make(chan error, 1)
+	net.onConfirm = func() {
+		go func() { withdrawn <- e.lt.Withdraw(context.Background(), a.acct) }()
+		// Without the wait, Withdraw would finish now, before the
+		// confirmation returns; give it the time to.
+		select {
+		case err := <-withdrawn:
+			withdrawn <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	e.run(t, e0)
+	if err := <-withdrawn; err != nil {
+		t.Fatalf("Withdraw = %v", err)
+	}
+	e.pairedOnce(t, a)
+	e.metrics(t, map[string]float64{"parley_pairing_pairs_total": 1, "parley_pairing_withdrawn_total": 0})
 }
 
 func TestRemotePairNotConfirmed(t *testing.T) {

@@ -237,11 +237,14 @@ type Lottery struct {
 	mu            sync.Mutex
 	settlingAccts map[keys.AccountID]bool
 	settleDone    chan struct{} // closed when the settling commit ends
-	waiting       map[keys.AccountID]*waiting
-	reserved      int                        // requests between their checks and their commits
-	signUsed      map[keys.TicketID]struct{} // keys of those requests
-	dhUsed        map[keys.DHPublic]struct{}
-	nextOpen      uint64 // the lowest epoch not yet closed
+	// drawEnd is closed (and replaced) whenever an epoch's tickets stop
+	// being drawn (settle ends), for Withdraw to wait on.
+	drawEnd  chan struct{}
+	waiting  map[keys.AccountID]*waiting
+	reserved int                        // requests between their checks and their commits
+	signUsed map[keys.TicketID]struct{} // keys of those requests
+	dhUsed   map[keys.DHPublic]struct{}
+	nextOpen uint64 // the lowest epoch not yet closed
 	// drawn is the recent epochs' pairs with remote tickets, for
 	// ConfirmPair (confirm.go).
 	drawn map[uint64]*drawnEpoch
@@ -280,6 +283,7 @@ func New(cfg Config, st *store.Store, rms *rooms.Rooms, mb *mailbox.Mailbox, nod
 		log:      o.logger.With("subsystem", "pairing"),
 		metric:   newMetrics(),
 		waiting:  make(map[keys.AccountID]*waiting),
+		drawEnd:  make(chan struct{}),
 		signUsed: make(map[keys.TicketID]struct{}),
 		dhUsed:   make(map[keys.DHPublic]struct{}),
 		drawn:    make(map[uint64]*drawnEpoch),
@@ -496,7 +500,10 @@ func (l *Lottery) waitSettled(ctx context.Context, acct keys.AccountID) error {
 
 // Withdraw takes back acct's waiting ticket, durably; without one it does
 // nothing. A ticket being drawn right now is either paired (the account
-// gets its paired event) or withdrawn, never both.
+// gets its paired event) or withdrawn, never both: once it was offered to
+// a remote partner's node, Withdraw waits until its epoch settled, and if
+// that paired it, withdraws nothing (the account leaves the room as any
+// other).
 func (l *Lottery) Withdraw(ctx context.Context, acct keys.AccountID) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -508,6 +515,25 @@ func (l *Lottery) Withdraw(ctx context.Context, acct keys.AccountID) error {
 	if err := l.waitSettled(ctx, acct); err != nil {
 		l.mu.Unlock()
 		return err
+	}
+	// A ticket in an epoch being drawn that was offered to a partner's
+	// node (asked about, or confirmed to it, spec 07 §13.4) may be paired
+	// there: withdrawing it now could leave the partner in a room alone.
+	// Its epoch settles first; if it was paired, there is nothing left to
+	// withdraw. Before the offer, the withdrawal wins over the draw.
+	for w := l.waiting[acct]; w != nil && w.drawing && w.offered; w = l.waiting[acct] {
+		ch := l.drawEnd
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		l.mu.Lock()
+		if err := l.waitSettled(ctx, acct); err != nil {
+			l.mu.Unlock()
+			return err
+		}
 	}
 	w := l.waiting[acct]
 	delete(l.waiting, acct)

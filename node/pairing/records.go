@@ -101,6 +101,10 @@ type waiting struct {
 
 	epoch   uint64 // the epoch it is in now (it rolls over)
 	drawing bool   // its epoch is closed and not yet settled: no other epoch takes it
+	// offered: while drawing, a remote node was asked to confirm a pair
+	// with it, or was told yes (spec 07 §13.4); that node may pair its
+	// side, so a withdrawal waits for the settling (Withdraw).
+	offered bool
 }
 
 // ticket returns the unstamped lottery ticket of w for epoch. Its avoid
