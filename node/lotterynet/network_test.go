@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -132,7 +133,15 @@ func round(t *testing.T, cfg lotterynet.Config, users []*user, avoid map[keys.Ac
 		}
 		back := v.current(t)
 		if len(back) != 1 || back[0].Partner.Sign != u.tk.Public().Sign || back[0].Room != ev.Room {
-			t.Fatalf("account %x's partner %x is not paired back in the same room", u.acct[:2], v.acct[:2])
+			var got []string
+			for _, p := range back {
+				w := "an unknown ticket"
+				if x := bySign[p.Partner.Sign]; x != nil {
+					w = fmt.Sprintf("%x", x.acct[:2])
+				}
+				got = append(got, fmt.Sprintf("with %s in room %v at %v", w, p.Room, p.Created))
+			}
+			t.Fatalf("account %x (paired with %x in room %v at %v) is not paired back: %x is paired %v", u.acct[:2], v.acct[:2], ev.Room, ev.Created, v.acct[:2], got)
 		}
 		// Epoch k is settled after it ends, before epoch k+2 starts.
 		if !ev.Created.Before(deadline) {
