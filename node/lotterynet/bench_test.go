@@ -90,7 +90,7 @@ func BenchmarkNetworkEpoch(b *testing.B) {
 							time.Sleep(d) // pacing the load, not synchronising
 						}
 						var acct keys.AccountID
-						acct[0], acct[1] = byte(i), byte(k)
+						acct[0], acct[1], acct[6] = byte(i), byte(k), 0xac // never the zero account
 						binary.BigEndian.PutUint32(acct[2:], uint32(j))
 						if _, err := n.lt.RequestTicket(ctx, acct, pairing.TicketRequest{Keys: tks[k][i][j]}); err != nil {
 							b.Error(err)

@@ -65,6 +65,9 @@ import (
 
 // Errors returned by this package. Match them with errors.Is.
 var (
+	// ErrNoAccount: the request names the zero account (a caller's bug:
+	// its room could not be recorded, and the epoch's settling with it).
+	ErrNoAccount = errors.New("pairing: the zero account cannot ask")
 	// ErrAlreadyWaiting: the account already has a ticket waiting.
 	ErrAlreadyWaiting = errors.New("pairing: a ticket is already waiting")
 	// ErrKeyReused: the request's signing or X25519 key was already used
@@ -398,6 +401,9 @@ func (l *Lottery) RequestTicket(ctx context.Context, acct keys.AccountID, req Ti
 func (l *Lottery) requestTicket(ctx context.Context, acct keys.AccountID, req TicketRequest) (TicketInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return TicketInfo{}, err
+	}
+	if acct == (keys.AccountID{}) {
+		return TicketInfo{}, ErrNoAccount
 	}
 	interests, avoid, err := checkRequest(req)
 	if err != nil {

@@ -193,6 +193,17 @@ func TestAvoidTagHonoured(t *testing.T) {
 	e.metrics(t, map[string]float64{"parley_pairing_rolled_over_total": 3})
 }
 
+// The zero account cannot ask: its room could not be recorded, and a
+// settling that fails on it would fail every pair of the epoch, after this
+// node confirmed the remote ones.
+func TestZeroAccountRefused(t *testing.T) {
+	e := newEnv(t, pairing.Config{})
+	u := newUser(t, 1)
+	if _, err := e.lt.RequestTicket(context.Background(), keys.AccountID{}, u.request()); !errors.Is(err, pairing.ErrNoAccount) {
+		t.Errorf("RequestTicket(zero account) = %v, want ErrNoAccount", err)
+	}
+}
+
 func TestOneWaitingTicketPerAccount(t *testing.T) {
 	e := newEnv(t, pairing.Config{})
 	u := newUser(t, 1)
