@@ -44,6 +44,10 @@ type roomRecord struct {
 	// "by".
 	Closed   time.Time `json:"closed,omitzero"`
 	ClosedBy string    `json:"closed_by,omitempty"`
+	// OpenUntil, when set, is how long a room this side closed keeps its
+	// keys after the close, to open what a partner on another node sent
+	// before it (lateMessageGrace); zero: the keys went with the close.
+	OpenUntil time.Time `json:"open_until,omitzero"`
 	// History holds the last received messages, oldest first.
 	History []historyEntry `json:"history,omitempty"`
 	// Outbox holds sealed messages not yet accepted by the node, oldest

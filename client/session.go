@@ -45,6 +45,12 @@ var (
 // tokenMargin is how long before its expiry a token is renewed.
 const tokenMargin = time.Minute
 
+// lateMessageGrace is how long a room this side left keeps its keys when
+// the partner is on another node: envelopes the partner's node stamped
+// before it learnt of the close are still delivered (spec 12 §4), after
+// the room_closed event. Later ones no longer open (forward secrecy wins).
+const lateMessageGrace = 10 * time.Minute
+
 // outboxMaxAge is how long after sealing an envelope is still sent: the
 // node refuses an envelope whose time is more than wire.MaxClockSkew away
 // from its clock (spec 09 §5), so older ones are dropped, with a margin for
@@ -942,9 +948,17 @@ func (s *Session) closedLocked(se *SyncEvent) error {
 		next.Closed = s.now()
 	}
 	next.ClosedBy = se.By
-	// Every message of the room came before this event: its keys can go.
-	next.State = nil
 	next.Outbox = nil
+	if se.By == ClosedByMe && rec.Partner.Home != rec.Me.Home {
+		// This side left and the partner is on another node: what the
+		// partner sent before its node learnt of the close can still
+		// arrive (spec 09 §5, 12 §4). The keys open it for a while.
+		next.OpenUntil = next.Closed.Add(lateMessageGrace)
+	} else {
+		// Every message of the room came before this event: its keys
+		// can go.
+		next.State = nil
+	}
 	return s.putLocked(se.Room, &next)
 }
 
@@ -959,6 +973,15 @@ func (s *Session) pruneLocked() error {
 	var closed []ended
 	now := s.now()
 	for id, rec := range s.rooms {
+		if !rec.OpenUntil.IsZero() && !now.Before(rec.OpenUntil) {
+			// The grace for late messages is over: the keys go.
+			next := *rec
+			next.State, next.OpenUntil = nil, time.Time{}
+			if err := s.putLocked(id, &next); err != nil {
+				return err
+			}
+			rec = s.rooms[id]
+		}
 		if end := rec.endedAt(); !end.IsZero() && (!rec.Closed.IsZero() || now.Sub(end) > wire.MaxDisclosureAge) {
 			closed = append(closed, ended{id, rec})
 		}

@@ -403,6 +403,41 @@ func TestLeaveAndNext(t *testing.T) {
 	}
 }
 
+// spec 09 §5, 12 §4: when this side leaves a room whose partner is on
+// another node, what the partner's node stamped before it learnt of the
+// close still arrives, after the room_closed event: the session still
+// opens it (for lateMessageGrace), where it used to drop it as a message
+// for a room it had no keys for.
+func TestLateMessageAfterLeaving(t *testing.T) {
+	node, srv := startNode(t)
+	alice := newUser(t, srv.URL, "alice", client.Config{})
+	bob := newUser(t, srv.URL, "bob", client.Config{})
+	node.Remote("bob")
+	ra, _ := pairUsers(t, alice, bob)
+	if ra.Partner.Home == ra.Me.Home {
+		t.Fatalf("bob's home %v is alice's: the fake node did not make him remote", ra.Partner.Home)
+	}
+	ctx := context.Background()
+	node.Hold("alice", true) // bob's node is slow to deliver
+	if _, err := bob.Send(ctx, ra.ID, "sent before you left"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Leave(ctx, ra.ID); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := alice.Receive(ctx, 2*time.Second); err != nil || len(evs) != 1 || evs[0].Kind != client.EventRoomClosed || evs[0].By != client.ClosedByMe {
+		t.Fatalf("alice's events = %+v, %v; want room_closed by me", evs, err)
+	}
+	node.Hold("alice", false)
+	evs, err := alice.Receive(ctx, 2*time.Second)
+	if err != nil || len(evs) != 1 || evs[0].Kind != client.EventMessage || evs[0].Message.Text() != "sent before you left" {
+		t.Fatalf("alice's events after the close = %+v, %v; want bob's late message", evs, err)
+	}
+	if _, err := alice.Send(ctx, ra.ID, "too late"); !errors.Is(err, client.ErrRoomClosed) {
+		t.Errorf("Send(left room) = %v, want ErrRoomClosed", err)
+	}
+}
+
 // The keystore carries everything across restarts: room state, history,
 // sync position.
 func TestRestart(t *testing.T) {

@@ -83,7 +83,8 @@ type Node struct {
 	wg         sync.WaitGroup // WebSocket handlers
 	once       sync.Once
 	mux        *http.ServeMux
-	blobs      *blobState // blob endpoints (blobs.go), made on first use
+	blobs      *blobState   // blob endpoints (blobs.go), made on first use
+	remoteKey  keys.NodeKey // the "other node" of Remote accounts
 }
 
 type account struct {
@@ -94,6 +95,12 @@ type account struct {
 	events   []eventJSON
 	next     uint64
 	acked    uint64
+	// remote: the account stands for a user of another node (Remote): its
+	// side's home is the node's remote key, which stamps what it sends.
+	remote bool
+	// held: messages to the account wait in heldEvents (Hold).
+	held       bool
+	heldEvents []eventJSON
 }
 
 type challenge struct {
@@ -139,7 +146,46 @@ func New(opts ...Option) *Node {
 		}
 		n.key = k
 	}
+	rk, err := keys.GenerateNodeKey(rand.Reader)
+	if err != nil {
+		panic("fakenode: " + err.Error())
+	}
+	n.remoteKey = rk
 	return n
+}
+
+// Remote makes username (registered) a user of another node in the rooms
+// it joins from now on: its side's home is another node ID, whose key
+// stamps what it sends, as federation would deliver it.
+func (n *Node) Remote(username string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.accounts[username].remote = true
+}
+
+// Hold holds back the messages to username (on) as a slow federation link
+// would, or releases the held ones after whatever its mailbox got meanwhile
+// (off).
+func (n *Node) Hold(username string, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.accounts[username]
+	a.held = on
+	if !on {
+		held := a.heldEvents
+		a.heldEvents = nil
+		for _, ev := range held {
+			n.pushLocked(a, ev)
+		}
+	}
+}
+
+// homeOf is the home node of a's side.
+func (n *Node) homeOf(a *account) keys.NodeID {
+	if a.remote {
+		return n.remoteKey.Public()
+	}
+	return n.key.Public()
 }
 
 // ID returns the node's ID: the audience of logins, the home of tickets
@@ -471,9 +517,9 @@ type sendAnswer struct {
 }
 
 // side returns member i's view of the room.
-func (rm *fakeRoom) json(i int, home keys.NodeID) roomJSON {
+func (rm *fakeRoom) json(i int, homeOf func(*account) keys.NodeID) roomJSON {
 	side := func(j int) sideJSON {
-		return sideJSON{Sign: rm.tickets[j].Sign.String(), DH: rm.tickets[j].DH.String(), Home: home.String()}
+		return sideJSON{Sign: rm.tickets[j].Sign.String(), DH: rm.tickets[j].DH.String(), Home: homeOf(rm.members[j]).String()}
 	}
 	out := roomJSON{ID: rm.id.String(), Me: side(i), Partner: side(1 - i), Created: formatTime(rm.created)}
 	if !rm.closed.IsZero() {
@@ -726,7 +772,7 @@ func (n *Node) openRoomLocked(x, y *ticket) {
 	rm := &fakeRoom{id: id, members: [2]*account{x.acct, y.acct}, tickets: [2]keys.TicketPublic{x.pub, y.pub}, created: n.now()}
 	n.rooms[id] = rm
 	for i, m := range rm.members {
-		info := rm.json(i, n.ID())
+		info := rm.json(i, n.homeOf)
 		n.pushLocked(m, eventJSON{Kind: "paired", Room: id.String(), Time: formatTime(rm.created), RoomInfo: &info})
 	}
 }
@@ -757,7 +803,7 @@ func (n *Node) listRooms(w http.ResponseWriter, _ *http.Request, a *account) *ap
 	out := []roomJSON{}
 	for _, rm := range n.rooms {
 		if i := rm.index(a); i >= 0 {
-			out = append(out, rm.json(i, n.ID()))
+			out = append(out, rm.json(i, n.homeOf))
 		}
 	}
 	n.mu.Unlock()
@@ -841,7 +887,11 @@ func (n *Node) send(w http.ResponseWriter, r *http.Request, a *account) *apiErro
 		}
 		return badEnvelope("%v", err)
 	}
-	if err := envelope.StampBatch(n.key, n.now(), []*envelope.Envelope{env}); err != nil {
+	stamper := n.key
+	if a.remote {
+		stamper = n.remoteKey
+	}
+	if err := envelope.StampBatch(stamper, n.now(), []*envelope.Envelope{env}); err != nil {
 		return fail(http.StatusInternalServerError, "internal", "stamping failed")
 	}
 	id := env.ID()
@@ -850,7 +900,12 @@ func (n *Node) send(w http.ResponseWriter, r *http.Request, a *account) *apiErro
 		n.tamper(env)
 	}
 	stamped, _ := env.MarshalBinary()
-	n.pushLocked(rm.members[1-i], eventJSON{Kind: "message", Room: rm.id.String(), Time: formatTime(n.now()), Envelope: b64.EncodeToString(stamped)})
+	msg := eventJSON{Kind: "message", Room: rm.id.String(), Time: formatTime(n.now()), Envelope: b64.EncodeToString(stamped)}
+	if to := rm.members[1-i]; to.held {
+		to.heldEvents = append(to.heldEvents, msg)
+	} else {
+		n.pushLocked(to, msg)
+	}
 	ans := sendAnswer{ID: b64.EncodeToString(id[:]), Stamp: b64.EncodeToString(st)}
 	n.txids[key] = ans
 	n.accepted++
