@@ -644,7 +644,13 @@ func (l *Lottery) settle(ctx context.Context, epoch uint64, ents []*waiting, mat
 		if !still(m.a) || (m.b != nil && !still(m.b)) {
 			continue
 		}
-		if err := l.createRoom(b, m, now); err != nil {
+		if err := l.createRoom(b, m, now); errors.Is(err, rooms.ErrInvalid) {
+			// Refused before anything was written for it (a bug, or a
+			// corrupt ticket): this pair only is lost, not every pair
+			// of the epoch, which other nodes may have taken already.
+			l.log.Error("a drawn pair's room is invalid; its tickets roll over", "epoch", epoch, "err", err)
+			continue
+		} else if err != nil {
 			l.mb.Discard(b)
 			return err
 		}

@@ -186,6 +186,24 @@ func TestWithdrawWhileConfirming(t *testing.T) {
 	e.metrics(t, map[string]float64{"parley_pairing_pairs_total": 1, "parley_pairing_withdrawn_total": 0})
 }
 
+// A hostile node can publish a copy of a user's ticket keys. The user is
+// never paired with the copy (its room would have both sides share a key,
+// which the settling refuses: that pair alone would be dropped), and the
+// epoch settles.
+func TestCopiedTicketNeverPaired(t *testing.T) {
+	net, _ := newRemote(t, 0)
+	net.confirm = true
+	e := newEnv(t, pairing.Config{}, pairing.WithNetwork(net))
+	a := newUser(t, 1)
+	net.remote = []keys.TicketPublic{a.tk.Public()} // the copy
+	e.ask(t, a)
+	e.run(t, e0) // fails if the settling fails
+	if evs := e.paired(t, a); len(evs) != 0 {
+		t.Errorf("a was paired with the copy of its own ticket: %+v", evs)
+	}
+	e.metrics(t, map[string]float64{"parley_pairing_pairs_total": 0, "parley_pairing_epoch_failures_total": 0})
+}
+
 func TestRemotePairNotConfirmed(t *testing.T) {
 	tests := []struct {
 		name     string
