@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/client"
@@ -123,9 +124,11 @@ func BenchmarkFederated1KiB(b *testing.B) {
 	}
 }
 
-// benchRawLibp2p writes b.N 1 KiB messages on one libp2p stream between two
-// hosts on loopback and waits until the reader has them all.
-func benchRawLibp2p(b *testing.B) {
+// rawLibp2p connects two libp2p hosts on loopback (TCP, Noise, yamux),
+// the benchmarks' raw transport limit. open opens a stream of proto from
+// the first to the second, which reads each stream to its end and then
+// sends the byte count on got.
+func rawLibp2p(b *testing.B, proto protocol.ID) (open func() network.Stream, got <-chan int64) {
 	newHost := func() host.Host {
 		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 		if err != nil {
@@ -135,22 +138,31 @@ func benchRawLibp2p(b *testing.B) {
 		return h
 	}
 	src, dst := newHost(), newHost()
-	const proto = "/parley-bench/raw/1"
-	got := make(chan int64, 1)
+	counts := make(chan int64, 1)
 	dst.SetStreamHandler(proto, func(s network.Stream) {
 		n, _ := io.Copy(io.Discard, s)
-		got <- n
+		counts <- n
 		_ = s.Close()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	b.Cleanup(cancel)
 	if err := src.Connect(ctx, peer.AddrInfo{ID: dst.ID(), Addrs: dst.Addrs()}); err != nil {
 		b.Fatal(err)
 	}
-	s, err := src.NewStream(ctx, dst.ID(), proto)
-	if err != nil {
-		b.Fatal(err)
-	}
+	return func() network.Stream {
+		s, err := src.NewStream(ctx, dst.ID(), proto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}, counts
+}
+
+// benchRawLibp2p writes b.N 1 KiB messages on one libp2p stream between two
+// hosts on loopback and waits until the reader has them all.
+func benchRawLibp2p(b *testing.B) {
+	open, got := rawLibp2p(b, "/parley-bench/raw/1")
+	s := open()
 	msg := make([]byte, 1024)
 	b.SetBytes(int64(len(msg)))
 	b.ResetTimer()

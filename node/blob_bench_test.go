@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/parley-chat/parley/client"
@@ -156,35 +152,12 @@ func benchRawXChaCha(b *testing.B) float64 {
 // benchRawLibp2pBulk writes 256 MiB in 64 KiB writes on one libp2p stream
 // and waits until the reader has it all.
 func benchRawLibp2pBulk(b *testing.B) float64 {
-	newHost := func() host.Host {
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = h.Close() })
-		return h
-	}
-	src, dst := newHost(), newHost()
-	const proto = "/parley-bench/bulk/1"
-	got := make(chan int64, 1)
-	dst.SetStreamHandler(proto, func(s network.Stream) {
-		n, _ := io.Copy(io.Discard, s)
-		got <- n
-		_ = s.Close()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := src.Connect(ctx, peer.AddrInfo{ID: dst.ID(), Addrs: dst.Addrs()}); err != nil {
-		b.Fatal(err)
-	}
+	open, got := rawLibp2p(b, "/parley-bench/bulk/1")
 	msg := make([]byte, 64<<10)
 	b.SetBytes(blobBenchSize)
 	b.ResetTimer()
 	for range b.N {
-		s, err := src.NewStream(ctx, dst.ID(), proto)
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := open()
 		for range blobBenchSize / len(msg) {
 			if _, err := s.Write(msg); err != nil {
 				b.Fatal(err)
