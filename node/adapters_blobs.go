@@ -48,8 +48,9 @@ type blobsAdapter struct {
 }
 
 var (
-	_ api.Blobs       = blobsAdapter{}
-	_ api.BlobFetcher = blobsAdapter{}
+	_ api.Blobs        = blobsAdapter{}
+	_ api.BlobFetcher  = blobsAdapter{}
+	_ api.BlobStreamer = blobsAdapter{}
 )
 
 func apiUpload(u blobs.Upload) api.BlobUpload {
@@ -111,8 +112,37 @@ func (a blobsAdapter) FetchBlob(ctx context.Context, origin keys.NodeID, addr bl
 		return nil
 	}
 	_, err := a.s.Fetch(ctx, a.f, origin, addr)
+	return fetchErr(err)
+}
+
+// StreamBlob returns the blob at addr as it is fetched from origin, unless
+// it is held here (spec 08 §12, 09 §9).
+func (a blobsAdapter) StreamBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) (io.ReadCloser, api.BlobInfo, error) {
+	if a.f == nil {
+		return nil, api.BlobInfo{}, nil
+	}
+	st, i, err := a.s.Stream(ctx, a.f, origin, addr)
+	if err != nil || st == nil {
+		return nil, apiBlobInfo(i), fetchErr(err)
+	}
+	return fetchStream{st}, apiBlobInfo(i), nil
+}
+
+// fetchErr maps the error of a fetch from another node.
+func fetchErr(err error) error {
 	if mapped := mapErr(err, fetchErrors); mapped != err { //nolint:errorlint // identity: was it mapped?
 		return mapped
 	}
 	return mapErr(err, blobErrors)
+}
+
+// fetchStream maps the errors of a blobs.Stream.
+type fetchStream struct{ *blobs.Stream }
+
+func (f fetchStream) Read(p []byte) (int, error) {
+	n, err := f.Stream.Read(p)
+	if err != nil && err != io.EOF { //nolint:errorlint // io.Reader's EOF is never wrapped
+		err = fetchErr(err)
+	}
+	return n, err
 }

@@ -29,6 +29,19 @@ type BlobFetcher interface {
 	FetchBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) error
 }
 
+// BlobStreamer is implemented by a BlobFetcher that can serve a blob while
+// it fetches it (spec 08 §12, 09 §9).
+type BlobStreamer interface {
+	// StreamBlob returns the ciphertext of the blob at addr as it is
+	// fetched from origin (joining the fetch in progress, if any), once
+	// the fetch has verified the blob's manifest. Read yields only bytes
+	// verified against the manifest, io.EOF after the last one, and the
+	// fetch's error (as FetchBlob's) if it fails before. If the blob is
+	// held here, StreamBlob returns a nil reader: serve it with OpenBlob.
+	// Errors: as FetchBlob's, for a fetch that fails before its manifest.
+	StreamBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) (io.ReadCloser, BlobInfo, error)
+}
+
 // Blob endpoints (spec 09 §9): resumable uploads of ciphertext in parts,
 // and downloads of stored blobs by address with range requests. Bodies of
 // parts and manifests are application/octet-stream, not JSON.
@@ -187,26 +200,36 @@ func addressParam(r *http.Request) (blob.Address, error) {
 	return a, nil
 }
 
-// fetchFromOrigin fetches the blob at addr from the node the "origin"
-// query parameter names, if it names one other than this node and the
-// blob store can fetch (spec 09 §9). A blob held here is not fetched.
-func (s *Server) fetchFromOrigin(r *http.Request, addr blob.Address) error {
+// originParam returns the node the "origin" query parameter names, if it
+// names one other than this node and the blob store can fetch (spec 09
+// §9).
+func (s *Server) originParam(r *http.Request) (keys.NodeID, bool, error) {
 	v, ok := r.URL.Query()["origin"]
 	if !ok {
-		return nil
+		return keys.NodeID{}, false, nil
 	}
 	if len(v) != 1 {
-		return badRequest("query: origin given %d times", len(v))
+		return keys.NodeID{}, false, badRequest("query: origin given %d times", len(v))
 	}
 	origin, err := keys.ParseNodeID(v[0])
 	if err != nil {
-		return badRequest("query: origin is not a node ID")
+		return keys.NodeID{}, false, badRequest("query: origin is not a node ID")
 	}
-	f, ok := s.deps.Blobs.(BlobFetcher)
-	if !ok || origin.String() == s.cfg.NodeID {
-		return nil
+	if _, ok := s.deps.Blobs.(BlobFetcher); !ok || origin.String() == s.cfg.NodeID {
+		return keys.NodeID{}, false, nil
 	}
-	return f.FetchBlob(r.Context(), origin, addr)
+	return origin, true, nil
+}
+
+// fetchFromOrigin fetches the blob at addr from the node the "origin"
+// query parameter names, if originParam says so (spec 09 §9). A blob held
+// here is not fetched.
+func (s *Server) fetchFromOrigin(r *http.Request, addr blob.Address) error {
+	origin, ok, err := s.originParam(r)
+	if !ok || err != nil {
+		return err
+	}
+	return s.deps.Blobs.(BlobFetcher).FetchBlob(r.Context(), origin, addr)
 }
 
 // checkOctetStream requires Content-Type application/octet-stream, without
@@ -370,26 +393,105 @@ func (p *progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter 
 
 // spec 09 §9: any authenticated account may download any blob by address;
 // it is ciphertext, and its address cannot be guessed. With ?origin=, a
-// blob this node lacks is fetched from that node first.
+// blob this node lacks is fetched from that node: a plain GET streams the
+// chunks as the fetch verifies them (streamBlob); a HEAD, a Range or a
+// conditional request waits for the whole fetch.
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	addr, err := addressParam(r)
 	if err != nil {
 		return err
 	}
-	if err := s.fetchFromOrigin(r, addr); err != nil {
+	origin, fetch, err := s.originParam(r)
+	if err != nil {
 		return err
+	}
+	bs, stream := s.deps.Blobs.(BlobStreamer)
+	switch {
+	case fetch && stream && streamable(r):
+		served, err := s.streamBlob(w, r, bs, origin, addr)
+		if served || err != nil {
+			return err
+		}
+	case fetch:
+		if err := s.deps.Blobs.(BlobFetcher).FetchBlob(r.Context(), origin, addr); err != nil {
+			return err
+		}
 	}
 	content, info, err := s.deps.Blobs.OpenBlob(r.Context(), addr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = content.Close() }()
-	h := w.Header()
+	setBlobHeaders(w.Header(), addr, info)
+	http.ServeContent(&progressWriter{ResponseWriter: w, rc: http.NewResponseController(w)}, r, "", time.Time{}, content)
+	return nil
+}
+
+func setBlobHeaders(h http.Header, addr blob.Address, info BlobInfo) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+addr.String()+`"`)
 	h.Set("Parley-Blob-Size", strconv.FormatUint(info.Size, 10))
-	http.ServeContent(&progressWriter{ResponseWriter: w, rc: http.NewResponseController(w)}, r, "", time.Time{}, content)
-	return nil
+}
+
+// streamable: a GET that is not a Range or conditional request, which a
+// blob being fetched answers as it arrives.
+func streamable(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	for _, k := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if _, ok := r.Header[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// streamChunk is the buffer of a streamed download.
+const streamChunk = 256 << 10
+
+// streamBlob answers a GET of a blob being fetched from origin with its
+// bytes as the fetch verifies them (spec 09 §9, 08 §12); served is false
+// when the blob is held here (the caller serves it). A fetch that fails
+// before the first byte is sent is an error answer (502 origin_unavailable
+// and the like); one that fails after ends the response abnormally (the
+// connection or stream is aborted), so the client sees a truncated body,
+// never a clean end.
+func (s *Server) streamBlob(w http.ResponseWriter, r *http.Request, bs BlobStreamer, origin keys.NodeID, addr blob.Address) (served bool, err error) {
+	body, info, err := bs.StreamBlob(r.Context(), origin, addr)
+	if err != nil || body == nil {
+		return false, err
+	}
+	defer func() { _ = body.Close() }()
+	buf := make([]byte, streamChunk)
+	n, err := body.Read(buf)
+	if n == 0 && err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: empty stream", ErrOriginUnavailable)
+		}
+		return true, err
+	}
+	setBlobHeaders(w.Header(), addr, info)
+	w.Header().Set("Content-Length", strconv.FormatUint(info.Stored, 10))
+	pw := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w)}
+	w.WriteHeader(http.StatusOK)
+	for {
+		if n > 0 {
+			if _, werr := pw.Write(buf[:n]); werr != nil {
+				return true, nil // the client is gone
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			// The last bytes go out now, not after the fetch's final sync.
+			_ = pw.rc.Flush()
+			return true, nil
+		case err != nil:
+			s.log.Warn("blob fetch failed while streaming it", "err", err)
+			panic(http.ErrAbortHandler) // no clean end: the client sees a truncated body
+		}
+		n, err = body.Read(buf)
+	}
 }
 
 // spec 09 §9; with ?origin=, as getBlob.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -425,5 +426,109 @@ func TestBlobOrigin(t *testing.T) {
 	}
 	if len(fb.origins) != 4 || fb.origins[3] != other.Public() {
 		t.Fatalf("fetches from %v, want 4 from %v", fb.origins, other.Public())
+	}
+}
+
+// streamingBlobs is a fetchingBlobs that streams: StreamBlob yields
+// body, then fails with failErr if it is set (before any byte if body is
+// empty), or ends.
+type streamingBlobs struct {
+	*fetchingBlobs
+	body    []byte
+	total   uint64
+	failErr error
+	streams int
+}
+
+func (f *streamingBlobs) StreamBlob(_ context.Context, _ keys.NodeID, addr blob.Address) (io.ReadCloser, BlobInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.streams++
+	if _, ok := f.stored[addr]; ok {
+		return nil, BlobInfo{}, nil
+	}
+	return io.NopCloser(io.MultiReader(bytes.NewReader(f.body), failingReader{f.failErr})),
+		BlobInfo{Address: addr, Size: 7, Stored: f.total}, nil
+}
+
+type failingReader struct{ err error }
+
+func (r failingReader) Read([]byte) (int, error) {
+	if r.err == nil {
+		return 0, io.EOF
+	}
+	return 0, r.err
+}
+
+// spec 09 §9, spec 08 §12: a plain GET of a blob being fetched streams
+// it; a fetch that fails before the first byte is an error answer, one
+// that fails after it ends the response abnormally (a truncated body,
+// never a clean end); a Range request waits for the whole fetch.
+func TestBlobStreamedFromOrigin(t *testing.T) {
+	sb := &streamingBlobs{fetchingBlobs: &fetchingBlobs{fakeBlobs: newFakeBlobs()}}
+	h := newHarness(t, func(c *Config, d *Deps) {
+		noLimits(c, d)
+		d.Blobs = sb
+	})
+	other, err := keys.NodeKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, addr := sealTestBlob(t, 10)
+	url := h.ts.URL + "/v1/blobs/" + addr.String() + "?origin=" + other.Public().String()
+	type answer struct {
+		StatusCode    int
+		ContentLength int64
+		Header        http.Header
+	}
+	get := func(header http.Header) (answer, []byte, error) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(req.Header, header)
+		req.Header.Set("Authorization", "Bearer "+h.bob.token)
+		resp, err := h.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, resp.ContentLength, resp.Header}, b, err
+	}
+
+	full := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 640,000 bytes: several writes
+	sb.body, sb.total = full, uint64(len(full))
+	resp, b, err := get(nil)
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(b, full) || resp.ContentLength != int64(len(full)) || resp.Header.Get("Parley-Blob-Size") != "7" {
+		t.Fatalf("streamed GET = %d, %d of %d bytes, Content-Length %d, %v", resp.StatusCode, len(b), len(full), resp.ContentLength, err)
+	}
+
+	// Failing after 300,000 bytes: the client sees a truncated body.
+	sb.body, sb.failErr = full[:300000], fmt.Errorf("wrapped: %w", ErrOriginUnavailable)
+	resp, b, err = get(nil)
+	if resp.StatusCode != http.StatusOK || err == nil || len(b) >= len(full) || !bytes.Equal(b, full[:len(b)]) {
+		t.Fatalf("GET of a fetch failing midway = %d, %d bytes, %v; want 200, a truncated body and an error", resp.StatusCode, len(b), err)
+	}
+
+	// Failing before the first byte: 502.
+	sb.body = nil
+	resp, b, err = get(nil)
+	if err != nil || resp.StatusCode != http.StatusBadGateway || errorCode(b) != "origin_unavailable" {
+		t.Fatalf("GET of a fetch failing at once = %d %s, %v", resp.StatusCode, b, err)
+	}
+
+	// A Range request waits for the fetch (FetchBlob) and is served from
+	// the store.
+	streams := sb.streams
+	resp, b, err = get(http.Header{"Range": {"bytes=1-3"}})
+	if err != nil || resp.StatusCode != http.StatusPartialContent || string(b) != "etc" || sb.streams != streams || len(sb.origins) != 1 {
+		t.Fatalf("Range GET = %d %q, %v, %d streams, %d fetches", resp.StatusCode, b, err, sb.streams-streams, len(sb.origins))
+	}
+	// Held here now: a plain GET serves the stored blob.
+	resp, b, err = get(nil)
+	if err != nil || resp.StatusCode != http.StatusOK || string(b) != "fetched" {
+		t.Fatalf("GET of a held blob = %d %q, %v", resp.StatusCode, b, err)
 	}
 }

@@ -233,9 +233,9 @@ type Store struct {
 
 	mu       sync.Mutex // guards the fields below
 	uploads  map[UploadID]*upload
-	fetching map[blob.Address]chan struct{} // fetches in progress; closed when done
-	perPeer  map[peer.ID]int                // fetches being served, per node
-	used     map[keys.AccountID]uint64      // stored + reserved ciphertext bytes
+	fetching map[blob.Address]*fetchState // fetches in progress
+	perPeer  map[peer.ID]int              // fetches being served, per node
+	used     map[keys.AccountID]uint64    // stored + reserved ciphertext bytes
 	total    uint64
 	reserved uint64
 	stored   uint64
@@ -257,7 +257,7 @@ func Open(cfg Config, db *store.Store, opts ...Option) (*Store, error) {
 	s := &Store{
 		cfg: cfg, db: db, now: o.now, log: o.logger.With("subsystem", "blobs"), rand: o.rand, m: newMetrics(),
 		uploads: make(map[UploadID]*upload), used: make(map[keys.AccountID]uint64),
-		fetching: make(map[blob.Address]chan struct{}), serving: make(chan struct{}, cfg.MaxFetchServes),
+		fetching: make(map[blob.Address]*fetchState), serving: make(chan struct{}, cfg.MaxFetchServes),
 		perPeer: make(map[peer.ID]int), noticeKick: make(chan struct{}, 1),
 	}
 	rate := float64(cfg.FetchServeBytesPerSecond)

@@ -21,8 +21,9 @@ import (
 )
 
 // Cross-node fetch (spec 08 §12). The fetching side is Store.Fetch, which
-// drives a Fetcher (StreamFetcher over libp2p) and caches what it receives;
-// the serving side is Store.ServeFetch.
+// drives a Fetcher (StreamFetcher over libp2p) and caches what it receives,
+// and Store.Stream, which reads a fetch while it runs (stream.go); the
+// serving side is Store.ServeFetch.
 //
 // A fetched blob is cached as an upload of no account (the zero
 // AccountID) whose ID is the first 16 bytes of the address and whose part
@@ -68,27 +69,76 @@ func (s *Store) Fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr b
 		if !errors.Is(err, ErrNotFound) {
 			return info, err
 		}
-		s.mu.Lock()
-		if ch := s.fetching[addr]; ch != nil {
-			s.mu.Unlock()
+		st, own := s.joinFetch(addr)
+		if !own {
 			select {
-			case <-ch:
+			case <-st.done:
 				continue
 			case <-ctx.Done():
 				return Info{}, ctx.Err()
 			}
 		}
-		ch := make(chan struct{})
-		s.fetching[addr] = ch
-		s.mu.Unlock()
-		info, err = s.fetch(ctx, f, origin, addr)
-		s.mu.Lock()
-		delete(s.fetching, addr)
-		close(ch)
-		s.mu.Unlock()
-		s.m.fetches.WithLabelValues(fetchResult(err)).Inc()
-		return info, err
+		return s.runFetch(ctx, f, origin, addr, st)
 	}
+}
+
+// fetchState is a fetch in progress, as the requests that share it see it.
+type fetchState struct {
+	done chan struct{} // closed when the fetch has ended
+	// Set before done is closed: the fetch's error, and whether its
+	// context had ended (its owner gave up: another request may resume it).
+	err       error
+	abandoned bool
+
+	mu      sync.Mutex
+	m       *blob.Manifest // nil until the manifest is verified
+	path    string         // the cache file, once m is set
+	avail   uint64         // ciphertext bytes from offset 0 verified and written to path
+	changed chan struct{}  // closed and replaced when m or avail changes
+}
+
+// progress returns what the fetch has so far and a channel closed when
+// that changes.
+func (st *fetchState) progress() (*blob.Manifest, string, uint64, <-chan struct{}) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.m, st.path, st.avail, st.changed
+}
+
+// publish records that chunks [0, next) of m are verified and written to
+// path.
+func (st *fetchState) publish(m *blob.Manifest, path string, next uint32) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.m, st.path = m, path
+	st.avail = min(uint64(next)*blob.MaxChunkSize, CipherSize(m.Size))
+	close(st.changed)
+	st.changed = make(chan struct{})
+}
+
+// joinFetch returns the fetch in progress of addr, or a new one that the
+// caller owns (own is true) and must run with runFetch.
+func (s *Store) joinFetch(addr blob.Address) (st *fetchState, own bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.fetching[addr]; st != nil {
+		return st, false
+	}
+	st = &fetchState{done: make(chan struct{}), changed: make(chan struct{})}
+	s.fetching[addr] = st
+	return st, true
+}
+
+// runFetch runs the fetch st that joinFetch gave the caller, and ends it.
+func (s *Store) runFetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr blob.Address, st *fetchState) (Info, error) {
+	info, err := s.fetch(ctx, f, origin, addr, st)
+	s.mu.Lock()
+	delete(s.fetching, addr)
+	st.err, st.abandoned = err, ctx.Err() != nil
+	close(st.done)
+	s.mu.Unlock()
+	s.m.fetches.WithLabelValues(fetchResult(err)).Inc()
+	return info, err
 }
 
 func fetchResult(err error) string {
@@ -116,8 +166,10 @@ type cacheFile struct {
 	m       *blob.Manifest
 	raw     []byte
 	f       *os.File
+	path    string
 	created bool // the file did not exist
 	next    uint32
+	st      *fetchState // told of each chunk written
 	batch   *store.Batch
 	pending int
 	// syncing is the result of the sync in the background, nil when
@@ -126,8 +178,8 @@ type cacheFile struct {
 }
 
 // fetch does Fetch's work; the address is this caller's to fetch.
-func (s *Store) fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr blob.Address) (Info, error) {
-	c := &cacheFile{s: s, ctx: ctx, id: cacheID(addr), addr: addr, origin: origin}
+func (s *Store) fetch(ctx context.Context, f Fetcher, origin keys.NodeID, addr blob.Address, st *fetchState) (Info, error) {
+	c := &cacheFile{s: s, ctx: ctx, id: cacheID(addr), addr: addr, origin: origin, st: st}
 	s.mu.Lock()
 	if u := s.uploads[c.id]; u != nil {
 		if u.rec.owner != cacheOwner || u.closing || len(u.inflight) > 0 {
@@ -229,12 +281,16 @@ func (c *cacheFile) manifest(raw []byte) error {
 
 func (c *cacheFile) open() error {
 	path := c.s.uploadPath(c.id)
+	c.path = path
 	_, err := os.Stat(path)
 	c.created = errors.Is(err, fs.ErrNotExist)
 	if c.f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}
 	c.batch = c.s.db.NewBatch()
+	// The chunks a previous fetch left are verified and synced: they
+	// may be streamed at once.
+	c.st.publish(c.m, path, c.next)
 	return nil
 }
 
@@ -254,6 +310,7 @@ func (c *cacheFile) put(index uint32, chunk []byte) error {
 	// manifest's, just checked, so the chunk is not hashed again.
 	c.batch.Set(partKey(c.id, index), append([]byte{partRecordVersion}, c.m.ChunkHashes[index][:]...))
 	c.next++
+	c.st.publish(c.m, c.path, c.next)
 	if c.pending++; c.pending >= syncEvery {
 		return c.flushAsync()
 	}
