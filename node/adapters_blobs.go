@@ -128,6 +128,12 @@ func (a blobsAdapter) StreamBlob(ctx context.Context, origin keys.NodeID, addr b
 	return fetchStream{st}, apiBlobInfo(i), nil
 }
 
+// FetchingManifest returns the manifest of the blob at addr if a fetch of
+// it is in progress, once verified (spec 08 §12).
+func (a blobsAdapter) FetchingManifest(ctx context.Context, addr blob.Address) ([]byte, bool, error) {
+	return a.s.FetchingManifest(ctx, addr)
+}
+
 // fetchErr maps the error of a fetch from another node.
 func fetchErr(err error) error {
 	if mapped := mapErr(err, fetchErrors); mapped != err { //nolint:errorlint // identity: was it mapped?

@@ -40,6 +40,10 @@ type BlobStreamer interface {
 	// held here, StreamBlob returns a nil reader: serve it with OpenBlob.
 	// Errors: as FetchBlob's, for a fetch that fails before its manifest.
 	StreamBlob(ctx context.Context, origin keys.NodeID, addr blob.Address) (io.ReadCloser, BlobInfo, error)
+	// FetchingManifest returns the manifest encoding of the blob at addr
+	// if a fetch of it is in progress, once that fetch has verified it;
+	// ok is false if none is (it does not start one).
+	FetchingManifest(ctx context.Context, addr blob.Address) (m []byte, ok bool, err error)
 }
 
 // Blob endpoints (spec 09 §9): resumable uploads of ciphertext in parts,
@@ -219,17 +223,6 @@ func (s *Server) originParam(r *http.Request) (keys.NodeID, bool, error) {
 		return keys.NodeID{}, false, nil
 	}
 	return origin, true, nil
-}
-
-// fetchFromOrigin fetches the blob at addr from the node the "origin"
-// query parameter names, if originParam says so (spec 09 §9). A blob held
-// here is not fetched.
-func (s *Server) fetchFromOrigin(r *http.Request, addr blob.Address) error {
-	origin, ok, err := s.originParam(r)
-	if !ok || err != nil {
-		return err
-	}
-	return s.deps.Blobs.(BlobFetcher).FetchBlob(r.Context(), origin, addr)
 }
 
 // checkOctetStream requires Content-Type application/octet-stream, without
@@ -494,18 +487,32 @@ func (s *Server) streamBlob(w http.ResponseWriter, r *http.Request, bs BlobStrea
 	}
 }
 
-// spec 09 §9; with ?origin=, as getBlob.
+// spec 09 §9; with ?origin=, as getBlob, but for a blob being fetched,
+// which is answered as soon as its fetch has verified the manifest.
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 	addr, err := addressParam(r)
 	if err != nil {
 		return err
 	}
-	if err := s.fetchFromOrigin(r, addr); err != nil {
-		return err
-	}
-	m, err := s.deps.Blobs.BlobManifest(r.Context(), addr)
+	origin, fetch, err := s.originParam(r)
 	if err != nil {
 		return err
+	}
+	var m []byte
+	if bs, ok := s.deps.Blobs.(BlobStreamer); fetch && ok {
+		if m, _, err = bs.FetchingManifest(r.Context(), addr); err != nil {
+			return err
+		}
+	}
+	if fetch && m == nil {
+		if err := s.deps.Blobs.(BlobFetcher).FetchBlob(r.Context(), origin, addr); err != nil {
+			return err
+		}
+	}
+	if m == nil {
+		if m, err = s.deps.Blobs.BlobManifest(r.Context(), addr); err != nil {
+			return err
+		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(m)))

@@ -438,6 +438,11 @@ type streamingBlobs struct {
 	total   uint64
 	failErr error
 	streams int
+	running []byte // the manifest of a fetch in progress, if any
+}
+
+func (f *streamingBlobs) FetchingManifest(context.Context, blob.Address) ([]byte, bool, error) {
+	return f.running, f.running != nil, nil
 }
 
 func (f *streamingBlobs) StreamBlob(_ context.Context, _ keys.NodeID, addr blob.Address) (io.ReadCloser, BlobInfo, error) {
@@ -525,6 +530,22 @@ func TestBlobStreamedFromOrigin(t *testing.T) {
 	resp, b, err = get(http.Header{"Range": {"bytes=1-3"}})
 	if err != nil || resp.StatusCode != http.StatusPartialContent || string(b) != "etc" || sb.streams != streams || len(sb.origins) != 1 {
 		t.Fatalf("Range GET = %d %q, %v, %d streams, %d fetches", resp.StatusCode, b, err, sb.streams-streams, len(sb.origins))
+	}
+	// A manifest asked during a fetch is the fetch's, without waiting.
+	sb.running = []byte("running manifest")
+	req, err := http.NewRequest(http.MethodGet, h.ts.URL+"/v1/blobs/"+addr.String()+"/manifest?origin="+other.Public().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+h.bob.token)
+	mresp, err := h.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := io.ReadAll(mresp.Body)
+	_ = mresp.Body.Close()
+	if err != nil || mresp.StatusCode != http.StatusOK || string(m) != "running manifest" || len(sb.origins) != 1 {
+		t.Fatalf("GET manifest during a fetch = %d %q, %v, %d fetches", mresp.StatusCode, m, err, len(sb.origins))
 	}
 	// Held here now: a plain GET serves the stored blob.
 	resp, b, err = get(nil)

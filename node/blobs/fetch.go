@@ -92,6 +92,7 @@ type fetchState struct {
 
 	mu      sync.Mutex
 	m       *blob.Manifest // nil until the manifest is verified
+	raw     []byte         // m's encoding
 	path    string         // the cache file, once m is set
 	avail   uint64         // ciphertext bytes from offset 0 verified and written to path
 	changed chan struct{}  // closed and replaced when m or avail changes
@@ -105,15 +106,43 @@ func (st *fetchState) progress() (*blob.Manifest, string, uint64, <-chan struct{
 	return st.m, st.path, st.avail, st.changed
 }
 
-// publish records that chunks [0, next) of m are verified and written to
-// path.
-func (st *fetchState) publish(m *blob.Manifest, path string, next uint32) {
+// publish records that chunks [0, next) of m (encoded as raw) are verified
+// and written to path.
+func (st *fetchState) publish(m *blob.Manifest, raw []byte, path string, next uint32) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.m, st.path = m, path
+	st.m, st.raw, st.path = m, raw, path
 	st.avail = min(uint64(next)*blob.MaxChunkSize, CipherSize(m.Size))
 	close(st.changed)
 	st.changed = make(chan struct{})
+}
+
+// FetchingManifest returns the manifest encoding of the blob at addr if a
+// fetch of it is in progress, once that fetch has verified it (spec 08
+// §12); ok is false if none is, or it ends before the manifest. It does
+// not start a fetch.
+func (s *Store) FetchingManifest(ctx context.Context, addr blob.Address) (raw []byte, ok bool, err error) {
+	s.mu.Lock()
+	st := s.fetching[addr]
+	s.mu.Unlock()
+	if st == nil {
+		return nil, false, nil
+	}
+	for {
+		st.mu.Lock()
+		raw, changed := st.raw, st.changed
+		st.mu.Unlock()
+		if raw != nil {
+			return raw, true, nil
+		}
+		select {
+		case <-changed:
+		case <-st.done:
+			return nil, false, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
 }
 
 // joinFetch returns the fetch in progress of addr, or a new one that the
@@ -290,7 +319,7 @@ func (c *cacheFile) open() error {
 	c.batch = c.s.db.NewBatch()
 	// The chunks a previous fetch left are verified and synced: they
 	// may be streamed at once.
-	c.st.publish(c.m, path, c.next)
+	c.st.publish(c.m, c.raw, path, c.next)
 	return nil
 }
 
@@ -310,7 +339,7 @@ func (c *cacheFile) put(index uint32, chunk []byte) error {
 	// manifest's, just checked, so the chunk is not hashed again.
 	c.batch.Set(partKey(c.id, index), append([]byte{partRecordVersion}, c.m.ChunkHashes[index][:]...))
 	c.next++
-	c.st.publish(c.m, c.path, c.next)
+	c.st.publish(c.m, c.raw, c.path, c.next)
 	if c.pending++; c.pending >= syncEvery {
 		return c.flushAsync()
 	}

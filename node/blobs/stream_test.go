@@ -56,6 +56,9 @@ func TestStreamWhileFetching(t *testing.T) {
 		t.Fatalf("the first 3 chunks while the fetch waits at chunk 3: %v", err)
 	}
 	<-g.reached
+	if m, ok, err := p.b.s.FetchingManifest(ctx, b.addr); !ok || err != nil || !bytes.Equal(m, b.manifest) {
+		t.Fatalf("FetchingManifest during the fetch = %v, %v", ok, err)
+	}
 
 	// Joins the running fetch: its own fetcher is never called.
 	r := &recorder{}
@@ -90,6 +93,9 @@ func TestStreamWhileFetching(t *testing.T) {
 	}
 	if info, err := p.b.s.Stat(ctx, b.addr); err != nil || info.Owner != cacheOwner {
 		t.Fatalf("Stat after the streams: %+v, %v", info, err)
+	}
+	if _, ok, err := p.b.s.FetchingManifest(ctx, b.addr); ok || err != nil {
+		t.Fatalf("FetchingManifest with no fetch = %v, %v", ok, err)
 	}
 	// Held now: Stream says so and does not fetch.
 	if s, info, err := p.b.s.Stream(ctx, r, p.origin, b.addr); s != nil || err != nil || info.Stored != uint64(len(b.cipher)) || len(r.froms) != 0 {
