@@ -331,7 +331,7 @@ const (
 	blobTakedownName    = "blob-takedown" // spec 08 §13
 	blobTakedownVersion = "1.0.0"
 	pairConfirmProtocol = "pair-confirm" // spec 07 §13.4
-	pairConfirmVersion  = "3.0.0"
+	pairConfirmVersion  = "3.1.0"
 )
 
 // build creates the subsystems on the open store, in dependency order.

@@ -3,6 +3,7 @@ package lotterynet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -24,17 +25,19 @@ const (
 	confirmMalformed = "malformed"
 )
 
-// Confirm asks node, the home of every pair's remote ticket, over the
-// confirm protocol, in one exchange, whether it confirms each pair, drawn
-// in epoch between this node's ticket Local and node's ticket Remote from
-// the view with digest view (spec 07-lottery §13.4). It returns one answer
-// per pair: true on a signed yes from node, or if this node said yes when
-// node asked about the pair (the two requests cross: both are always
-// sent). If the exchange fails, it waits, within the confirm deadline, for
-// node's own request before it decides. Its decision is final: a request
-// of node about a pair decided no that arrives later is answered no. With
-// an error (the exchange failed, or the answer was bad) it still returns
-// the answers.
+// Confirm settles, with node, the home of every pair's remote ticket,
+// whether each pair, drawn in epoch between this node's ticket Local and
+// node's ticket Remote from the view with digest view, goes ahead (spec
+// 07-lottery §13.4). Of the two nodes, the one with the lower node ID
+// decides: it does not ask; it waits, within the confirm deadline, for
+// node's request, and a pair goes ahead iff it answered it yes (what it
+// answered, and from the deadline on no, is final: a later request gets
+// the same answer). The other node asks, in one exchange, and retries a
+// failed exchange until twice the confirm deadline: a pair goes ahead iff
+// the decider's signed answer says yes. So the two never disagree unless
+// the asker cannot reach the decider for that long. It returns one answer
+// per pair, and with an error (the asker's exchanges all failed, or an
+// answer was bad) still the answers.
 func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node keys.NodeID, pairs []pairing.Proposal) ([]bool, error) {
 	for _, p := range pairs {
 		if p.Local == nil || p.Remote == nil {
@@ -50,7 +53,12 @@ func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node
 	if err := n.live(ctx); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(n.cfg.ConfirmTimeout)
+	if decides(n.node, node) {
+		return n.awaitAsker(ctx, epoch, node, pairs), nil
+	}
+	deadline := time.Now().Add(2 * n.cfg.ConfirmTimeout)
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	got := make([]bool, len(pairs))
 	ask := map[[32]byte]int{} // local ticket ID -> index in pairs
 	var items []lottery.ConfirmItem
@@ -67,7 +75,7 @@ func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node
 	for len(items) > 0 {
 		chunk := items[:min(len(items), lottery.MaxConfirmPairs)]
 		items = items[len(chunk):]
-		a, err := n.ask(ctx, node, &lottery.ConfirmRequest{Epoch: epoch, View: view, Items: chunk})
+		a, err := n.askRetrying(actx, node, &lottery.ConfirmRequest{Epoch: epoch, View: view, Items: chunk})
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -79,36 +87,68 @@ func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node
 		}
 	}
 	n.mu.Lock()
-	st := n.epochs[epoch]
-	var answered chan struct{}
-	if st != nil && firstErr != nil {
-		answered = st.answeredBy(node)
-	}
-	n.mu.Unlock()
-	if answered != nil {
-		// Our question or its answer was lost: node's own question, if
-		// it comes, tells whether it drew the pairs too.
-		timer := time.NewTimer(time.Until(deadline))
-		select {
-		case <-answered:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-	}
-	yes := make([]bool, len(pairs))
-	n.mu.Lock()
-	for i, p := range pairs {
-		yes[i] = got[i] || (st != nil && st.confirmed[p.Pair])
-		if st != nil {
-			st.final[p.Pair] = yes[i]
+	if st := n.epochs[epoch]; st != nil {
+		for i, p := range pairs {
+			st.final[p.Pair] = got[i]
 		}
 	}
 	n.mu.Unlock()
-	for _, y := range yes {
+	for _, y := range got {
 		n.countOut(y, firstErr)
 	}
-	return yes, firstErr
+	return got, firstErr
+}
+
+// decides reports whether node a, rather than b, decides their pairs: the
+// lower node ID does (spec 07-lottery §13.4).
+func decides(a, b keys.NodeID) bool { return bytes.Compare(a[:], b[:]) < 0 }
+
+// awaitAsker is Confirm on the deciding side: it waits until asker's
+// request was answered, the confirm deadline or ctx's end, then fixes each
+// pair's fate as what it answered (no if it was not asked).
+func (n *Network) awaitAsker(ctx context.Context, epoch uint64, asker keys.NodeID, pairs []pairing.Proposal) []bool {
+	n.mu.Lock()
+	st := n.epochs[epoch]
+	var answered chan struct{}
+	if st != nil {
+		answered = st.answeredBy(asker)
+	}
+	n.mu.Unlock()
+	yes := make([]bool, len(pairs))
+	if st == nil {
+		return yes
+	}
+	timer := time.NewTimer(n.cfg.ConfirmTimeout)
+	select {
+	case <-answered:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	timer.Stop()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, p := range pairs {
+		yes[i] = st.confirmed[p.Pair]
+		st.final[p.Pair] = yes[i]
+	}
+	return yes
+}
+
+// askRetrying asks node until it answers, ctx ends or the answer is bad:
+// a lost answer of the deciding node is asked for again (it answers the
+// same).
+func (n *Network) askRetrying(ctx context.Context, node keys.NodeID, req *lottery.ConfirmRequest) (*lottery.ConfirmAnswer, error) {
+	for {
+		a, err := n.ask(ctx, node, req)
+		if err == nil || errors.Is(err, ErrBadAnswer) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // CheckView asks node, over the confirm protocol, whether its view of
@@ -299,6 +339,10 @@ func (n *Network) decide(ctx context.Context, req *lottery.ConfirmRequest, from 
 		mine, theirs := st.mine[it.Yours], st.index[it.Mine]
 		n.mu.Unlock()
 		if mine == nil || theirs == nil || theirs.Home != from {
+			continue
+		}
+		if !decides(n.node, from) {
+			// The asker decides their pairs; it should not ask.
 			continue
 		}
 		q := pairing.PairQuery{Epoch: req.Epoch, Pair: it.Pair(), View: req.View, Local: mine, Remote: theirs, From: from}

@@ -83,7 +83,7 @@ type Names struct {
 	// TopicReveals, e.g. "parley/main/".
 	TopicPrefix string
 	// ConfirmProtocol is the pair-confirmation stream protocol, e.g.
-	// "/parley/main/pair-confirm/3.0.0".
+	// "/parley/main/pair-confirm/3.1.0".
 	ConfirmProtocol protocol.ID
 }
 

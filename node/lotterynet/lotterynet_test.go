@@ -1,6 +1,7 @@
 package lotterynet_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -31,7 +32,7 @@ import (
 	"github.com/parley-chat/parley/protocol/lottery"
 )
 
-var names = lotterynet.Names{TopicPrefix: "parley/test/", ConfirmProtocol: "/parley/test/pair-confirm/3.0.0"}
+var names = lotterynet.Names{TopicPrefix: "parley/test/", ConfirmProtocol: "/parley/test/pair-confirm/3.1.0"}
 
 // fastConfig is a 400ms epoch: short enough for quick tests, with phases
 // wide enough for 2 loaded cores.
@@ -465,7 +466,8 @@ func TestForgedAndEquivocating(t *testing.T) {
 }
 
 // spec 07-lottery §13.4: a node asked about a ticket it does not know
-// answers a signed no.
+// answers a signed no. (The asker is the node with the higher ID: the
+// lower one decides and does not ask.)
 func TestConfirmUnknownTicket(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -484,6 +486,12 @@ func TestConfirmUnknownTicket(t *testing.T) {
 		ps, nets, regs = append(ps, p), append(nets, nw), append(regs, reg)
 	}
 	connectAll(t, ps)
+	// The node with the higher ID asks; the lower one decides (§13.4).
+	if a, b := ps[0].key.Public(), ps[1].key.Public(); bytes.Compare(a[:], b[:]) < 0 {
+		ps[0], ps[1] = ps[1], ps[0]
+		nets[0], nets[1] = nets[1], nets[0]
+		regs[0], regs[1] = regs[1], regs[0]
+	}
 	local := &lottery.Ticket{Epoch: 5, Home: ps[0].key.Public(), Keys: keys.TicketPublic{Sign: keys.TicketID{1}}}
 	remote := &lottery.Ticket{Epoch: 5, Home: ps[1].key.Public(), Keys: keys.TicketPublic{Sign: keys.TicketID{2}}}
 	pair := lottery.Pair{A: local.ID(), B: remote.ID()}
