@@ -303,6 +303,26 @@ func TestRetentionDrops(t *testing.T) {
 	}
 }
 
+// spec 12 §4: an envelope stamped moments ago for a room this node does
+// not have yet (its side of the pair is not settled) is not lost: the
+// Batch is answered busy, to be sent again.
+func TestRoomPendingIsBusy(t *testing.T) {
+	b := start(t, newKey(t), nil, nodeOpts{cfg: testCfg()})
+	k := newKey(t)
+	s := rawStream(t, b, k)
+	frame, err := (&fed.Batch{Seq: 1, Envelopes: stampedFor(t, k, 3, time.Now())}).AppendFrame(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	if ack := readAckFrame(t, s); !ack.Busy || ack.RetryAfter <= 0 || len(ack.Results) != 0 {
+		t.Errorf("ack = %+v, want busy with a retry time", ack)
+	}
+	_ = s.Reset()
+}
+
 func TestMetricsLint(t *testing.T) {
 	a := start(t, newKey(t), nil, nodeOpts{cfg: testCfg()})
 	problems, err := testutil.GatherAndLint(a.reg)
@@ -311,14 +331,22 @@ func TestMetricsLint(t *testing.T) {
 	}
 }
 
-// stampedJunk returns n envelopes stamped by k for a room nobody has.
+// stampedJunk returns n envelopes stamped by k for a room nobody has,
+// three minutes ago: too old for the room to be pending (rejected
+// no_room).
 func stampedJunk(t *testing.T, k keys.NodeKey, n int) []*envelope.Envelope {
+	t.Helper()
+	return stampedFor(t, k, n, time.Now().Add(-3*time.Minute))
+}
+
+// stampedFor returns n envelopes stamped by k at at for a room nobody has.
+func stampedFor(t *testing.T, k keys.NodeKey, n int, at time.Time) []*envelope.Envelope {
 	t.Helper()
 	envs := make([]*envelope.Envelope, n)
 	for i := range envs {
-		envs[i] = &envelope.Envelope{Header: envelope.Header{ContentType: 1, Room: keys.RoomID{1}, Sender: keys.TicketID{2}, Recipient: keys.TicketID{3}, Seq: uint64(i), Time: time.Now().UnixMilli()}, Ciphertext: make([]byte, 272)}
+		envs[i] = &envelope.Envelope{Header: envelope.Header{ContentType: 1, Room: keys.RoomID{1}, Sender: keys.TicketID{2}, Recipient: keys.TicketID{3}, Seq: uint64(i), Time: at.UnixMilli()}, Ciphertext: make([]byte, 272)}
 	}
-	if err := envelope.StampBatch(k, time.Now(), envs); err != nil {
+	if err := envelope.StampBatch(k, at, envs); err != nil {
 		t.Fatal(err)
 	}
 	return envs

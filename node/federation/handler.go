@@ -180,10 +180,20 @@ func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.
 			_ = s.Reset()
 			return false
 		}
-		ack.Results = make([]fed.Result, len(results))
-		for i, r := range results {
-			ack.Results[i] = fed.Result{Status: r.Status, Reason: r.Reason}
-			h.metrics.envelopesIn.WithLabelValues(r.Status.String()).Inc()
+		if h.roomPending(batch.Envelopes, results) {
+			// The room is not here yet: this node has not settled its side
+			// of a pair the other node settled first (spec 12 §4). The
+			// sender retries the Batch (what was stored comes back as
+			// duplicates), in room order, instead of losing the envelope.
+			*refused = true
+			ack.Busy, ack.RetryAfter = true, roomPendingRetry
+			h.metrics.busy.WithLabelValues("sent").Inc()
+		} else {
+			ack.Results = make([]fed.Result, len(results))
+			for i, r := range results {
+				ack.Results[i] = fed.Result{Status: r.Status, Reason: r.Reason}
+				h.metrics.envelopesIn.WithLabelValues(r.Status.String()).Inc()
+			}
 		}
 	}
 	frame, err := ack.AppendFrame(nil)
@@ -199,6 +209,32 @@ func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.
 	}
 	h.metrics.bytesOut.Add(float64(len(frame)))
 	return true
+}
+
+// A room is pending when an envelope stamped less than roomPendingFor ago
+// names a room ID this node has no room of (one with other sides is
+// rejected at once): pairing settles each side of a
+// cross-node pair on its own node, and a partner's first messages can come
+// before this side is settled (spec 12 §4). Older envelopes without a room
+// are rejected as no_room.
+const (
+	roomPendingFor   = 2 * time.Minute
+	roomPendingRetry = 250 * time.Millisecond
+)
+
+// roomPending reports whether results reject an envelope of envs for want
+// of a room that may still come (roomPendingFor).
+func (h *Handler) roomPending(envs []*envelope.Envelope, results []relay.AcceptResult) bool {
+	now := h.now()
+	for i, r := range results {
+		if r.Status != fed.Rejected || r.Reason != fed.ReasonNoRoom || !r.RoomUnknown || envs[i].Stamp == nil {
+			continue
+		}
+		if age := now.Sub(time.UnixMilli(envs[i].Stamp.Time)); age < roomPendingFor {
+			return true
+		}
+	}
+	return false
 }
 
 // invalid resets s, counts reason and reports the peer.

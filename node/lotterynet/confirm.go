@@ -33,7 +33,7 @@ const (
 // node's request, and a pair goes ahead iff it answered it yes (what it
 // answered, and from the deadline on no, is final: a later request gets
 // the same answer). The other node asks, in one exchange, and retries a
-// failed exchange until twice the confirm deadline: a pair goes ahead iff
+// failed exchange for askFor epochs: a pair goes ahead iff
 // the decider's signed answer says yes. So the two never disagree unless
 // the asker cannot reach the decider for that long. It returns one answer
 // per pair, and with an error (the asker's exchanges all failed, or an
@@ -56,7 +56,7 @@ func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node
 	if decides(n.node, node) {
 		return n.awaitAsker(ctx, epoch, node, pairs), nil
 	}
-	deadline := time.Now().Add(2 * n.cfg.ConfirmTimeout)
+	deadline := time.Now().Add(max(2*n.cfg.ConfirmTimeout, askFor*n.cfg.EpochLength))
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	got := make([]bool, len(pairs))
@@ -98,6 +98,12 @@ func (n *Network) Confirm(ctx context.Context, epoch uint64, view [32]byte, node
 	}
 	return got, firstErr
 }
+
+// askFor is how many epochs the asking node keeps asking the deciding node
+// for an answer it lost (well within RetainEpochs, the decider's memory of
+// its answers): only a decider unreachable for that long leaves the two
+// sides in disagreement.
+const askFor = 2
 
 // decides reports whether node a, rather than b, decides their pairs: the
 // lower node ID does (spec 07-lottery §13.4).

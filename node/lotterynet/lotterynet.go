@@ -111,8 +111,9 @@ type Config struct {
 	// 2·EpochLength/5: what the default phases leave of the epoch (the
 	// next epoch's tickets are published meanwhile).
 	ConfirmTimeout time.Duration `toml:"confirm_timeout" comment:"Deadline of one confirm exchange with another node (default 2/5 epoch_length)."`
-	// RetainEpochs is how many past epochs' gossip state is kept. At
-	// least 2. Default 4.
+	// RetainEpochs is how many past epochs' gossip state is kept (and a
+	// deciding node's confirm answers, which an asking node may ask for
+	// again for 2 epochs). At least 3. Default 4.
 	RetainEpochs int `toml:"retain_epochs" comment:"Past epochs whose gossip state is kept in memory (default 4)."`
 	// MaxTicketsPerEpoch bounds the tickets of all nodes kept for one
 	// epoch; batches beyond it are ignored. At most
@@ -189,8 +190,10 @@ func (c Config) Validate() error {
 	if sum := d.TicketPhase + 2*d.MaxClockSkew + d.RevealPhase + d.ConfirmTimeout; sum > d.EpochLength {
 		errs = append(errs, fmt.Errorf("lotterynet: ticket_phase + 2·max_clock_skew + reveal_phase + confirm_timeout = %s exceeds epoch_length %s", sum, d.EpochLength))
 	}
-	if d.RetainEpochs < 2 {
-		errs = append(errs, fmt.Errorf("lotterynet: retain_epochs %d is below 2", d.RetainEpochs))
+	if d.RetainEpochs < askFor+1 {
+		// A deciding node must remember its answers as long as the asking
+		// node may ask again (confirm.go).
+		errs = append(errs, fmt.Errorf("lotterynet: retain_epochs %d is below %d", d.RetainEpochs, askFor+1))
 	}
 	if d.MaxTicketsPerNode > wire.MaxTicketBatch {
 		errs = append(errs, fmt.Errorf("lotterynet: max_tickets_per_node %d exceeds %d", d.MaxTicketsPerNode, wire.MaxTicketBatch))

@@ -36,6 +36,10 @@ var ErrTooManyEnvelopes = errors.New("relay: too many envelopes")
 type AcceptResult struct {
 	Status fed.Status // Stored, Duplicate or Rejected
 	Reason fed.Reason // why, if Rejected; else ReasonNone
+	// RoomUnknown: rejected no_room because no room of that ID exists
+	// here (yet), rather than one with other sides (the delivery handler
+	// may ask for the envelope again, spec 12 §4).
+	RoomUnknown bool
 }
 
 // rootKey is a batch signature Accept has verified.
@@ -112,6 +116,10 @@ func (r *Relay) Accept(ctx context.Context, from keys.NodeID, envs []*envelope.E
 		}
 		if reason != fed.ReasonNone {
 			results[i] = AcceptResult{Status: fed.Rejected, Reason: reason}
+			if reason == fed.ReasonNoRoom {
+				_, err := r.rooms.Get(ctx, env.Header.Room)
+				results[i].RoomUnknown = errors.Is(err, rooms.ErrNotFound)
+			}
 			continue
 		}
 		sk := string(seenKey(recipient, env.ID()))
