@@ -218,7 +218,7 @@ func (h *Handler) serveFrame(ctx context.Context, s network.Stream, remote peer.
 // before this side is settled (spec 12 §4). Older envelopes without a room
 // are rejected as no_room.
 const (
-	roomPendingFor   = 2 * time.Minute
+	roomPendingFor   = 30 * time.Second
 	roomPendingRetry = 250 * time.Millisecond
 )
 
