@@ -88,35 +88,15 @@ func TestTakedownAfterVerifiedReport(t *testing.T) {
 	}
 
 	// Bob opens the message, fetches the file through B, and reports it.
-	var item disclosure.Item
-	var got blob.Link
-	for done := false; !done; {
-		res, err := bob.c.Sync(ctx, bob.pos, 100, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range res.Events {
-			if ev.Kind != client.EventMessage {
-				continue
-			}
-			env, err := envelope.Parse(ev.Envelope)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := bob.room.Open(env, bob.info.Partner.Home)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text := string(o.Content)
-			if got, err = blob.ParseLink(text[strings.Index(text, "parley://"):]); err != nil {
-				t.Fatalf("the link in %q: %v", text, err)
-			}
-			if item, err = disclosure.ItemFromOpened(env, o); err != nil {
-				t.Fatal(err)
-			}
-			done = true
-		}
-		bob.pos = res.Next
+	envs, opened := bob.receiveOpened(ctx, t, 1)
+	msg := string(opened[0].Content)
+	got, err := blob.ParseLink(msg[strings.Index(msg, "parley://"):])
+	if err != nil {
+		t.Fatalf("the link in %q: %v", msg, err)
+	}
+	item, err := disclosure.ItemFromOpened(envs[0], opened[0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	if err := bob.c.GetBlob(ctx, got, &buf, client.GetBlobOptions{}); err != nil || !bytes.Equal(buf.Bytes(), plain) {

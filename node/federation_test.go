@@ -121,11 +121,25 @@ func (f *fedNode) stop(t *testing.T) {
 // their texts in arrival order.
 func (u *tuser) receiveTexts(ctx context.Context, t *testing.T, want int) []string {
 	t.Helper()
-	var got []string
-	for len(got) < want {
+	_, opened := u.receiveOpened(ctx, t, want)
+	got := make([]string, len(opened))
+	for i, o := range opened {
+		got[i] = string(o.Content)
+	}
+	return got
+}
+
+// receiveOpened syncs u, acknowledging each batch, until it has opened at
+// least want messages, and returns them, envelope and opened content, in
+// arrival order.
+func (u *tuser) receiveOpened(ctx context.Context, t *testing.T, want int) ([]*envelope.Envelope, []envelope.Opened) {
+	t.Helper()
+	var envs []*envelope.Envelope
+	var opened []envelope.Opened
+	for len(opened) < want {
 		res, err := u.c.Sync(ctx, u.pos, 100, 5*time.Second)
 		if err != nil {
-			t.Fatalf("sync with %d of %d messages: %v", len(got), want, err)
+			t.Fatalf("sync with %d of %d messages: %v", len(opened), want, err)
 		}
 		for _, ev := range res.Events {
 			if ev.Kind != client.EventMessage {
@@ -139,14 +153,14 @@ func (u *tuser) receiveTexts(ctx context.Context, t *testing.T, want int) []stri
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
-			got = append(got, string(o.Content))
+			envs, opened = append(envs, env), append(opened, o)
 		}
 		u.pos = res.Next
 		if err := u.c.Ack(ctx, u.pos); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return got
+	return envs, opened
 }
 
 func (u *tuser) sendTexts(ctx context.Context, t *testing.T, prefix string, n int) []string {

@@ -50,30 +50,10 @@ func TestCrossNodeReportSuspends(t *testing.T) {
 	if _, err := mallory.c.Send(ctx, mallory.room.ID(), "abuse-1", e); err != nil {
 		t.Fatal(err)
 	}
-	var item disclosure.Item
-	for got := false; !got; {
-		res, err := bob.c.Sync(ctx, bob.pos, 100, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range res.Events {
-			if ev.Kind != client.EventMessage {
-				continue
-			}
-			env, err := envelope.Parse(ev.Envelope)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := bob.room.Open(env, bob.info.Partner.Home)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if item, err = disclosure.ItemFromOpened(env, o); err != nil {
-				t.Fatal(err)
-			}
-			got = true
-		}
-		bob.pos = res.Next
+	envs, opened := bob.receiveOpened(ctx, t, 1)
+	item, err := disclosure.ItemFromOpened(envs[0], opened[0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	d, err := disclosure.New(bob.ticket, disclosure.ReasonHarassment, "threats", time.Now(), []disclosure.Item{item})
 	if err != nil {
